@@ -1,0 +1,1 @@
+"""Every deployment of the project, in one module: see deployments.deployments."""

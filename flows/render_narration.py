@@ -1,0 +1,200 @@
+"""render-narration: script -> validated plan -> (wake, synthesise, gather) -> assembled track.
+
+Reads top to bottom like the lifecycle. The endpoint is scaled down whatever happens; the run
+fails (after recording every finished segment) when any segment could not be synthesised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from narrate.errors import RenderFailed
+from narrate.log import run_logger
+from narrate.manifest import RenderManifest, RenderState, SegmentRecord, SegmentStatus
+from narrate.script import Engine, NarrationScript
+from narrate.settings import Settings, get_settings
+from tasks.assembly import assemble_track
+from tasks.endpoint import ensure_endpoint, scale_down, wake_endpoint
+from tasks.script import PlannedSegment, load_narration, plan_segments
+from tasks.storage import look_up_cache
+from tasks.synthesis import SegmentOutcome, gather_outputs, plan_jobs, submit_segments
+
+
+def default_out_dir(script: str, settings: Settings) -> Path:
+    return settings.renders_dir / Path(script).stem
+
+
+@flow(
+    name="render-narration",
+    flow_run_name="render-{script}",
+    task_runner=ThreadPoolTaskRunner(max_workers=8),
+    validate_parameters=True,
+)
+def render_narration(
+    script: str,
+    out_dir: str | None = None,
+    voice_engine: Engine | None = None,
+    backend: str | None = None,
+) -> dict[str, Any]:
+    """Render a narration script to a track, timeline and captions.
+
+    Args:
+        script: Path of the narration script (YAML or JSON).
+        out_dir: Folder for the outputs; default renders/<script name>/.
+        voice_engine: Speak with this engine instead of the script's voice (e.g. dev).
+        backend: Endpoint that synthesises; default NARRATE_BACKEND (local).
+    """
+    settings = get_settings()
+    backend = backend or settings.backend
+    out = Path(out_dir) if out_dir else default_out_dir(script, settings)
+    narration = load_narration(script, voice_engine)
+    plan = plan_segments(narration)
+    manifest = _start_manifest(script, narration, plan, backend, out)
+    try:
+        hits, todo, outputs = _render(narration, plan, manifest, backend, out, settings)
+    except BaseException as exc:
+        if manifest.state is RenderState.RUNNING:
+            manifest.state, manifest.error = RenderState.FAILED, f"{exc.__class__.__name__}: {exc}"[:500]
+            manifest.save()
+        raise
+    return {"out_dir": str(out), "outputs": outputs, "cached": len(hits), "synthesised": len(todo)}
+
+
+def _render(
+    narration: NarrationScript,
+    plan: list[PlannedSegment],
+    manifest: RenderManifest,
+    backend: str,
+    out: Path,
+    settings: Settings,
+) -> tuple[set[str], list[PlannedSegment], dict[str, str]]:
+    cache_dir = str(settings.cache_dir)
+    hits = look_up_cache(plan, cache_dir)
+    for planned in plan:
+        if planned.cache_key in hits:
+            _record(manifest, planned.id, SegmentStatus.DONE, cache_hit=True)
+    manifest.save()
+
+    todo = _unique_by_key([p for p in plan if p.cache_key not in hits])
+    if todo:
+        try:
+            ensure_endpoint(backend)
+            waking = wake_endpoint.submit(backend)
+            jobs = plan_jobs(narration, todo, settings.batch_size)
+            waking.result()
+            _synthesise(backend, narration, todo, jobs, plan, manifest, settings)
+        finally:
+            scale_down(backend)
+
+    failed = manifest.failed()
+    if failed:
+        manifest.state, manifest.error = RenderState.FAILED, f"{len(failed)} segment(s) failed"
+        manifest.save()
+        raise RenderFailed(failed, str(out / "manifest.json"))
+    outputs = assemble_track(narration, plan, cache_dir, str(out), hits)
+    manifest.outputs, manifest.state = outputs, RenderState.COMPLETED
+    manifest.save()
+    return hits, todo, outputs
+
+
+def _synthesise(
+    backend: str,
+    narration: NarrationScript,
+    todo: list[PlannedSegment],
+    jobs: list[Any],
+    plan: list[PlannedSegment],
+    manifest: RenderManifest,
+    settings: Settings,
+) -> None:
+    """Rounds of submit + gather; segments that failed transiently go again, up to max_attempts."""
+    logger = run_logger()
+    ids_by_key: dict[str, list[str]] = {}
+    for planned in plan:
+        ids_by_key.setdefault(planned.cache_key, []).append(planned.id)
+    todo_by_key = {p.cache_key: p for p in todo}
+    for attempt in range(1, settings.max_attempts + 1):
+        retry: list[PlannedSegment] = []
+        for outcome in _run_round(backend, jobs):
+            final = outcome.ok or not outcome.retryable or attempt == settings.max_attempts
+            for segment_id in ids_by_key[outcome.cache_key]:
+                _record_outcome(manifest, segment_id, outcome, final)
+            if not final:
+                retry.append(todo_by_key[outcome.cache_key])
+            manifest.save()
+        if not retry:
+            return
+        delay = settings.retry_base_seconds * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+        logger.warning("%d segment(s) failed transiently; retrying in %.1f s", len(retry), delay)
+        time.sleep(delay)
+        jobs = plan_jobs(narration, retry, settings.batch_size)
+
+
+def _run_round(backend: str, jobs: list[Any]) -> list[SegmentOutcome]:
+    cache_dir = str(get_settings().cache_dir)
+    outcomes: list[SegmentOutcome] = []
+    submits = {submit_segments.submit(backend, job): job for job in jobs}
+    gathers = []
+    for future in as_completed(list(submits)):
+        job = submits[future]
+        try:
+            submission = future.result()
+        except Exception as exc:  # retries exhausted: the whole request failed
+            error, retryable = str(exc), getattr(exc, "transient", False)
+            outcomes.extend(
+                SegmentOutcome(sid, job.cache_keys[sid], error, retryable) for sid in job.segment_ids
+            )
+            continue
+        gathers.append(gather_outputs.submit(backend, submission, job, cache_dir))
+    for future in as_completed(gathers):
+        outcomes.extend(future.result())
+    return outcomes
+
+
+def _unique_by_key(segments: list[PlannedSegment]) -> list[PlannedSegment]:
+    """Segments with the same sound are synthesised once."""
+    seen: dict[str, PlannedSegment] = {}
+    for segment in segments:
+        seen.setdefault(segment.cache_key, segment)
+    return list(seen.values())
+
+
+def _start_manifest(
+    script: str, narration: NarrationScript, plan: list[PlannedSegment], backend: str, out: Path
+) -> RenderManifest:
+    manifest = RenderManifest(
+        script=str(script),
+        script_sha256=hashlib.sha256(Path(script).read_bytes()).hexdigest(),
+        title=narration.title,
+        engine=narration.voice.engine.value,
+        backend=backend,
+        out_dir=str(out),
+        segments=[SegmentRecord(id=p.id, cache_key=p.cache_key) for p in plan],
+    )
+    manifest.save()
+    return manifest
+
+
+def _record(
+    manifest: RenderManifest, segment_id: str, status: SegmentStatus, cache_hit: bool = False
+) -> None:
+    record = manifest.segment(segment_id)
+    record.status, record.cache_hit = status, cache_hit
+
+
+def _record_outcome(manifest: RenderManifest, segment_id: str, outcome: SegmentOutcome, final: bool) -> None:
+    record = manifest.segment(segment_id)
+    record.attempts += 1
+    record.error = outcome.error
+    record.clip_path, record.clip_samples = outcome.clip_path, outcome.clip_samples
+    if outcome.ok:
+        record.status = SegmentStatus.DONE
+    elif final:
+        record.status = SegmentStatus.FAILED

@@ -1,0 +1,1 @@
+"""Speech engines behind one narrow interface; the handler picks them by request mode."""

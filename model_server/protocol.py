@@ -1,0 +1,163 @@
+"""Request and response bodies of the handler: typed, allow-listed, with one short error per problem.
+
+Two request forms are accepted:
+- single (what existing clients send): ``{"mode": "custom_voice", "text": ..., "speaker": ..., ...}``
+- batch: ``{"voice": {"mode": ..., ...}, "segments": [{"id": ..., "text": ...}], "generation": {...}}``
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from model_server.voices import DEV_VOICES, normalize_language, normalize_speaker
+
+MAX_TEXT_CHARS = 5000
+MAX_SEGMENTS_PER_REQUEST = 256
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+class RequestError(ValueError):
+    """Input the handler refuses; its message becomes the async failure object. Never retried."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {problem}" if field else problem)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _VoiceRequest(_Body):
+    language: str = "english"
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _language(cls, value: Any) -> str:
+        return normalize_language(value)
+
+
+class DevVoiceRequest(_VoiceRequest):
+    mode: Literal["dev"]
+    rate_wpm: int = Field(165, ge=80, le=450)
+    pitch: int = Field(50, ge=0, le=99)
+
+    @property
+    def espeak_voice(self) -> str:
+        return DEV_VOICES[self.language]
+
+
+class CustomVoiceRequest(_VoiceRequest):
+    mode: Literal["custom_voice"]
+    speaker: str
+    instruct: str | None = None
+
+    @field_validator("speaker")
+    @classmethod
+    def _speaker(cls, value: str) -> str:
+        return normalize_speaker(value)
+
+
+class VoiceCloneRequest(_VoiceRequest):
+    mode: Literal["voice_clone"]
+    ref_audio: str = Field(min_length=1)
+    ref_text: str | None = None
+    x_vector_only: bool = False
+
+
+class VoiceDesignRequest(_VoiceRequest):
+    mode: Literal["voice_design"]
+    instruct: str = Field(min_length=1)
+
+
+VoiceRequest = Annotated[
+    DevVoiceRequest | CustomVoiceRequest | VoiceCloneRequest | VoiceDesignRequest,
+    Field(discriminator="mode"),
+]
+
+
+class GenerationRequest(_Body):
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    temperature: float | None = Field(None, gt=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=1, le=1000)
+    repetition_penalty: float | None = Field(None, ge=1, le=2)
+
+
+class SegmentRequest(_Body):
+    id: str = Field(min_length=1, max_length=128)
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text is empty")
+        return value
+
+
+class BatchRequest(_Body):
+    voice: VoiceRequest
+    segments: list[SegmentRequest] = Field(min_length=1, max_length=MAX_SEGMENTS_PER_REQUEST)
+    generation: GenerationRequest = Field(default_factory=GenerationRequest)
+
+
+class SegmentAudio(BaseModel):
+    """One synthesised segment, or the reason it could not be."""
+
+    id: str
+    audio: Any = None  # float32 mono numpy array
+    sample_rate: int = 0
+    error: str | None = None
+    retryable: bool = False  # True when the same request may succeed later (engine fault, OOM)
+
+
+_SINGLE_FIELDS = {"text", "id"}
+_GENERATION_FIELDS = set(GenerationRequest.model_fields)
+
+
+def parse_request(body: str | bytes | bytearray) -> tuple[BatchRequest, bool]:
+    """Body of either form to (request, was it the single form); RequestError names the field."""
+    if len(body) > MAX_BODY_BYTES:
+        raise RequestError("body", f"{len(body)} bytes is over the {MAX_BODY_BYTES}-byte limit")
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RequestError("body", f"not valid JSON ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise RequestError("body", "must be a JSON object")
+    single = "segments" not in data
+    if single:
+        data = _single_to_batch(data)
+    try:
+        return BatchRequest.model_validate(data), single
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = [str(p) for p in first["loc"] if p not in _MODES]
+        if (single and loc[:1] in (["voice"], ["generation"])) or loc[:2] == ["segments", "0"]:
+            loc = loc[2:] if loc[0] == "segments" else loc[1:]
+        field = ".".join(loc)
+        problem = first["msg"].removeprefix("Value error, ")
+        if first["type"] in {"union_tag_invalid", "union_tag_not_found"}:
+            field = "mode"
+            problem = f"unknown mode; use one of {', '.join(sorted(_MODES))}"
+        raise RequestError(field, problem) from None
+
+
+_MODES = {"dev", "custom_voice", "voice_clone", "voice_design"}
+
+
+def _single_to_batch(data: dict[str, Any]) -> dict[str, Any]:
+    """The single-segment form existing clients send, with their tolerated quirks."""
+    data = dict(data)
+    data.setdefault("mode", "custom_voice")
+    if data.get("instruct") == "":
+        data.pop("instruct")
+    if data.get("mode") == "voice_clone" and data.get("ref_text") == "":
+        data["ref_text"] = None
+    segment = {"id": str(data.pop("id", "0")), "text": data.pop("text", "")}
+    generation = {k: data.pop(k) for k in list(data) if k in _GENERATION_FIELDS}
+    return {"voice": data, "segments": [segment], "generation": generation}

@@ -1,0 +1,87 @@
+"""The content-addressed clip cache: the one definition of a segment's cache key, and its store.
+
+The key hashes everything that changes the sound and nothing that does not: segment ids, order,
+scene timing and output options are left out, so re-ordering or re-timing a script re-uses clips.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from model_server import HANDLER_VERSION
+from narrate.payloads import generation_sound_fields, model_identity, voice_sound_fields
+from narrate.script import Engine, GenerationSettings, Voice, normalize_text
+from narrate.storage import write_bytes_atomic, write_json_atomic
+
+CACHE_KEY_VERSION = 1
+
+
+def cache_key_material(text: str, voice: Voice, generation: GenerationSettings) -> dict[str, Any]:
+    identity = model_identity(voice)
+    return {
+        "cache_key_version": CACHE_KEY_VERSION,
+        "text": normalize_text(text),
+        "engine": voice.engine.value,
+        "model_id": identity.model_id,
+        "model_revision": identity.revision,
+        "voice": voice_sound_fields(voice),
+        "generation": generation_sound_fields(voice, generation),
+        "handler_version": None if voice.engine is Engine.POLLY else HANDLER_VERSION,
+    }
+
+
+def segment_cache_key(text: str, voice: Voice, generation: GenerationSettings) -> str:
+    material = cache_key_material(text, voice, generation)
+    canonical = json.dumps(material, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class CachedClip:
+    key: str
+    audio: np.ndarray  # float32 mono
+    sample_rate: int
+
+
+class ClipCache:
+    """A folder of ``<key[:2]>/<key>.wav`` clips with a ``.json`` note of what each one says."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+            raise ValueError(f"not a cache key: {key!r}")
+        return self.root / key[:2] / f"{key}.wav"
+
+    def contains(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def get(self, key: str) -> CachedClip:
+        audio, rate = sf.read(self.path(key), dtype="float32", always_2d=False)
+        return CachedClip(key, audio, rate)
+
+    def put_wav(self, key: str, wav_bytes: bytes, note: dict[str, Any]) -> Path:
+        """Store a validated WAV file as received (no re-encoding), note first, clip last."""
+        path = self.path(key)
+        write_json_atomic(path.with_suffix(".json"), note)
+        return write_bytes_atomic(path, wav_bytes)
+
+
+def decode_wav(data: bytes) -> tuple[np.ndarray, int]:
+    """Decode WAV/FLAC bytes to float32 mono; raises ValueError on anything that is not audio."""
+    try:
+        audio, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise ValueError(f"not decodable audio ({exc})") from None
+    if audio.shape[1] != 1:
+        audio = audio.mean(axis=1, keepdims=True)
+    return np.ascontiguousarray(audio[:, 0]), int(rate)

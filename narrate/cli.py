@@ -1,0 +1,186 @@
+"""The ``narrate`` command line: validate and render scripts, with progress, and exit codes by error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from narrate.errors import NarrateError
+from narrate.script import Engine, NarrationScript, load_script
+
+console = Console(stderr=True)
+PER_SEGMENT_BARS_UP_TO = 30
+
+
+def prepare_prefect_environment() -> None:
+    """Defaults that make a first run on a fresh machine work; explicit settings win.
+
+    Without PREFECT_API_URL, Prefect starts a temporary local server per process; on a fresh
+    PREFECT_HOME its start-up can take 20-40 s, past Prefect's default 20 s timeout.
+    """
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "240")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_UI_ENABLED", "false")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="narrate", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    engines = [e.value for e in Engine]
+
+    validate = commands.add_parser("validate", help="check a narration script; synthesise nothing")
+    validate.add_argument("script", help="narration script (.yaml, .yml or .json)")
+    validate.add_argument("--voice-engine", choices=engines, help="check with this engine's voice")
+
+    render = commands.add_parser("render", help="render a script to narration.wav, captions, timeline")
+    render.add_argument("script", help="narration script (.yaml, .yml or .json)")
+    render.add_argument("--out", help="output folder (default renders/<script name>/)")
+    render.add_argument("--voice-engine", choices=engines, help="speak with this engine, e.g. dev")
+    render.add_argument("--backend", help="endpoint that synthesises (default NARRATE_BACKEND or local)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "validate":
+            return _validate(args.script, args.voice_engine)
+        return _render(args)
+    except NarrateError as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: finished segments are cached; run the same command again[/]")
+        return 130
+
+
+def _validate(script: str, voice_engine: str | None) -> int:
+    from narrate.payloads import override_engine
+    from narrate.settings import get_settings
+
+    narration = load_script(script, max_segment_chars=get_settings().max_segment_chars)
+    if voice_engine:
+        narration = narration.with_voice(override_engine(narration.voice, Engine(voice_engine)))
+    _print_summary(script, narration)
+    return 0
+
+
+def _print_summary(script: str, narration: NarrationScript) -> None:
+    table = Table(title=f"{narration.title} ({narration.voice.engine.value})")
+    for column in ("id", "chars", "min s", "pause s", "text"):
+        table.add_column(column)
+    for s in narration.segments:
+        text = s.text if len(s.text) <= 60 else s.text[:57] + "..."
+        table.add_row(s.id, str(len(s.text)), str(s.min_seconds or ""), str(s.pause_after_seconds), text)
+    console.print(table)
+    console.print(f"[green]{script}: valid[/] ({len(narration.segments)} segments)", soft_wrap=True)
+
+
+def _render(args: argparse.Namespace) -> int:
+    prepare_prefect_environment()
+    from flows.render_narration import default_out_dir, render_narration
+    from narrate.settings import get_settings
+
+    narration = load_script(args.script, max_segment_chars=get_settings().max_segment_chars)
+    out = Path(args.out) if args.out else default_out_dir(args.script, get_settings())
+    if not os.environ.get("PREFECT_API_URL"):
+        console.print("[dim]no PREFECT_API_URL: starting a temporary local Prefect server "
+                      "(10-40 s on a first run)[/]")  # fmt: skip
+    with _ManifestProgress(out / "manifest.json", [s.id for s in narration.segments]):
+        result = render_narration(
+            script=args.script,
+            out_dir=str(out),
+            voice_engine=Engine(args.voice_engine) if args.voice_engine else None,
+            backend=args.backend,
+        )
+    _print_result(result)
+    return 0
+
+
+def _print_result(result: dict[str, object]) -> None:
+    outputs = result["outputs"]
+    assert isinstance(outputs, dict)
+    timeline = json.loads(Path(outputs["timeline"]).read_text(encoding="utf-8"))
+    loudness = timeline["loudness"]
+    console.print(
+        f"[bold green]done[/]: {len(timeline['segments'])} segments, {timeline['total_seconds']:.2f} s, "
+        f"{result['cached']} cached, {result['synthesised']} synthesised; "
+        f"{loudness['output_lufs']} LUFS, true peak {loudness['true_peak_dbtp']} dBTP",
+        soft_wrap=True,
+    )
+    for kind, path in outputs.items():
+        console.print(f"  {kind:<9} {path}", soft_wrap=True, highlight=False)
+
+
+class _ManifestProgress:
+    """Progress bars fed by the render manifest the flow rewrites as segments finish."""
+
+    def __init__(self, manifest_path: Path, segment_ids: list[str]) -> None:
+        self.path = manifest_path
+        self.ids = segment_ids
+        self.per_segment = len(segment_ids) <= PER_SEGMENT_BARS_UP_TO
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(), console=console, transient=False,
+        )  # fmt: skip
+        self.stop = threading.Event()
+        self.rows: dict[str, TaskID] = {}
+        self.started_after = self.path.stat().st_mtime if self.path.exists() else 0.0
+
+    def __enter__(self) -> _ManifestProgress:
+        if self.per_segment:
+            for segment_id in self.ids:
+                self.rows[segment_id] = self.progress.add_task(segment_id, total=1, status="waiting")
+        else:
+            self.rows["*"] = self.progress.add_task("segments", total=len(self.ids), status="")
+        self.progress.start()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self._update()
+        self.progress.stop()
+
+    def _poll(self) -> None:
+        while not self.stop.wait(0.2):
+            self._update()
+
+    def _update(self) -> None:
+        try:
+            if self.path.stat().st_mtime <= self.started_after:
+                return
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # not written yet (or from an earlier render): keep the last view
+        finished = 0
+        for record in data.get("segments", []):
+            status = record["status"]
+            label = "cached" if record.get("cache_hit") else status
+            if status == "done" and not record.get("cache_hit"):
+                label = "synthesised"
+            if status == "pending" and record.get("attempts"):
+                label = f"retrying ({record['attempts']} attempt(s))"
+            if status == "failed":
+                label = f"[red]failed: {(record.get('error') or '')[:60]}[/]"
+            done = status in {"done", "failed"}
+            finished += done
+            if self.per_segment and record["id"] in self.rows:
+                self.progress.update(self.rows[record["id"]], completed=int(done), status=label)
+        if not self.per_segment:
+            self.progress.update(self.rows["*"], completed=finished, status=f"{finished}/{len(self.ids)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""The container handler running in this process, behind the same request/output/failure objects
+as the SageMaker async endpoint: requests and results are files, failures are JSON error bodies."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from model_server import inference
+from model_server.protocol import RequestError
+from narrate.endpoints import Submission, SynthesisJob
+from narrate.errors import TransientSynthesisError
+from narrate.responses import failure_error
+from narrate.storage import write_bytes_atomic, write_json_atomic
+
+log = logging.getLogger("narrate.endpoint.local")
+
+
+class LocalEndpoint:
+    name = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._model: inference.LoadedModel | None = None
+        self._lock = threading.Lock()
+
+    def ensure(self) -> dict[str, Any]:
+        for folder in ("requests", "outputs", "failures"):
+            (self.root / folder).mkdir(parents=True, exist_ok=True)
+        return {"endpoint": self.name, "root": str(self.root), "loaded": self._model is not None}
+
+    def wake(self, deadline_seconds: float) -> None:
+        with self._lock:
+            if self._model is None:
+                self._model = inference.model_fn(str(self.root))
+
+    def submit(self, job: SynthesisJob) -> Submission:
+        self.ensure()
+        body = json.dumps(job.payload).encode()
+        write_bytes_atomic(self.root / "requests" / f"{job.request_id}.json", body)
+        submission = Submission(
+            request_id=job.request_id,
+            segment_ids=job.segment_ids,
+            output_location=str(self.root / "outputs" / f"{job.request_id}.out"),
+            failure_location=str(self.root / "failures" / f"{job.request_id}.json"),
+        )
+        self._serve(body, submission)
+        return submission
+
+    def _serve(self, body: bytes, submission: Submission) -> None:
+        """What the container does with one request: the four hooks, body as bytes."""
+        self.wake(0)
+        assert self._model is not None
+        try:
+            parsed = inference.input_fn(body, "application/json")
+            output = inference.output_fn(inference.predict_fn(parsed, self._model), "application/json")
+        except RequestError as exc:
+            self._fail(submission, 400, str(exc))
+            return
+        except Exception as exc:  # the model server answers 500 and keeps serving
+            log.exception("handler failed on %s", submission.request_id)
+            self._fail(submission, 500, f"{exc.__class__.__name__}: {str(exc)[:200]}")
+            return
+        data = output.encode() if isinstance(output, str) else output
+        write_bytes_atomic(Path(submission.output_location), data)
+
+    def _fail(self, submission: Submission, code: int, message: str) -> None:
+        error = {"code": code, "type": "InternalServerException", "message": message}
+        write_json_atomic(Path(submission.failure_location), error)
+
+    def fetch(self, submission: Submission, deadline_seconds: float) -> bytes:
+        output, failure = Path(submission.output_location), Path(submission.failure_location)
+        deadline = time.monotonic() + deadline_seconds
+        while True:
+            if output.is_file():
+                return output.read_bytes()
+            if failure.is_file():
+                raise failure_error(failure.read_bytes())
+            if time.monotonic() >= deadline:
+                raise TransientSynthesisError(f"no output for {submission.request_id} before the deadline")
+            time.sleep(0.05)
+
+    def scale_down(self) -> None:
+        with self._lock:
+            model, self._model = self._model, None
+        if model is not None:
+            for engine in model.engines.values():
+                engine.close()

@@ -1,0 +1,75 @@
+"""The one exception hierarchy of the orchestration side; mapped to exit codes only in the CLI.
+
+NarrateError
+├── ScriptError              the narration script is invalid (nothing was synthesised)
+├── ConfigError              settings or an engine/backend choice that cannot work
+├── SynthesisError           a segment could not be synthesised
+│   ├── TransientSynthesisError   worth retrying (throttling, timeouts, 5xx)
+│   └── SegmentRejected           final: the handler refused the input
+├── OutputInvalid            an output exists but is not usable audio (transient: retried)
+├── AssemblyError            the assembled track does not match its timeline
+└── RenderFailed             the render finished with failed segments (finished work kept)
+"""
+
+from __future__ import annotations
+
+
+class NarrateError(Exception):
+    """Base of every error narrate raises on purpose."""
+
+    exit_code = 1
+
+
+class ScriptError(NarrateError):
+    """The narration script failed validation; ``problems`` holds one line per field."""
+
+    exit_code = 2
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        listing = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s)\n{listing}")
+
+
+class ConfigError(NarrateError):
+    exit_code = 2
+
+
+class SynthesisError(NarrateError):
+    transient = False
+
+
+class TransientSynthesisError(SynthesisError):
+    transient = True
+
+
+class SegmentRejected(SynthesisError):
+    transient = False
+
+
+class OutputInvalid(TransientSynthesisError):
+    """The output object is not decodable audio at the expected rate (possibly truncated)."""
+
+
+class AssemblyError(NarrateError):
+    exit_code = 3
+
+
+class RenderFailed(NarrateError):
+    exit_code = 4
+
+    def __init__(self, failed: dict[str, str], manifest_path: str) -> None:
+        self.failed = failed
+        self.manifest_path = manifest_path
+        lines = "\n".join(f"  - {sid}: {msg}" for sid, msg in failed.items())
+        super().__init__(
+            f"{len(failed)} segment(s) failed; finished segments are cached and recorded in "
+            f"{manifest_path}. Fix the cause and run the same render again: only these are "
+            f"re-synthesised.\n{lines}"
+        )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying the same call may succeed; used as Prefect's retry condition."""
+    return isinstance(exc, TransientSynthesisError | TimeoutError | ConnectionError)

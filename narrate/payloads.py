@@ -1,0 +1,119 @@
+"""How a script's voice becomes a handler request, and which of its fields decide the sound.
+
+The request a segment is synthesised with and its cache key are built from the same fields here,
+so the key cannot miss a setting that changes the audio.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any
+
+from model_server.voices import DEV_VOICES
+from narrate.errors import ConfigError
+from narrate.script import (
+    DevVoice,
+    Engine,
+    GenerationSettings,
+    PollyVoice,
+    QwenCloneVoice,
+    QwenDesignVoice,
+    QwenSpeakerVoice,
+    Voice,
+)
+
+QWEN_MODELS: dict[Engine, str] = {
+    Engine.QWEN_SPEAKER: "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice",
+    Engine.QWEN_CLONE: "Qwen/Qwen3-TTS-12Hz-1.7B-Base",
+    Engine.QWEN_DESIGN: "Qwen/Qwen3-TTS-12Hz-1.7B-VoiceDesign",
+}
+QWEN_REVISION = "main"
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    model_id: str
+    revision: str
+
+
+def model_identity(voice: Voice) -> ModelIdentity:
+    """The model (and its version) that produces this voice: part of every cache key."""
+    if isinstance(voice, DevVoice):
+        return ModelIdentity("espeak-ng", f"espeakng-loader-{version('espeakng-loader')}")
+    if isinstance(voice, PollyVoice):
+        return ModelIdentity("aws-polly", voice.polly_engine)
+    return ModelIdentity(QWEN_MODELS[voice.engine], QWEN_REVISION)
+
+
+def file_sha256(path: Any) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def voice_sound_fields(voice: Voice) -> dict[str, Any]:
+    """Every voice field that changes the audio; a reference clip counts by its content hash."""
+    if isinstance(voice, DevVoice):
+        return {"voice": DEV_VOICES[voice.language], "rate_wpm": voice.rate_wpm, "pitch": voice.pitch}
+    if isinstance(voice, QwenSpeakerVoice):
+        return {"speaker": voice.speaker, "instruct": voice.instruct, "language": voice.language}
+    if isinstance(voice, QwenCloneVoice):
+        return {
+            "reference_sha256": file_sha256(voice.reference_clip),
+            "reference_text": None if voice.x_vector_only else voice.reference_text,
+            "x_vector_only": voice.x_vector_only,
+            "language": voice.language,
+        }
+    if isinstance(voice, QwenDesignVoice):
+        return {"design_prompt": voice.design_prompt, "language": voice.language}
+    return {"voice_id": voice.voice_id, "language_code": voice.language_code}
+
+
+def generation_sound_fields(voice: Voice, generation: GenerationSettings) -> dict[str, Any]:
+    """Sampling settings matter only to the sampling (Qwen) engines."""
+    if isinstance(voice, DevVoice | PollyVoice):
+        return {}
+    return generation.model_dump()
+
+
+def voice_request(voice: Voice) -> dict[str, Any]:
+    """The ``voice`` object of a batch request to the handler."""
+    if isinstance(voice, DevVoice):
+        return {"mode": "dev", "language": voice.language, "rate_wpm": voice.rate_wpm, "pitch": voice.pitch}
+    if isinstance(voice, QwenSpeakerVoice):
+        request = {"mode": "custom_voice", "speaker": voice.speaker, "language": voice.language}
+        return request | ({"instruct": voice.instruct} if voice.instruct else {})
+    if isinstance(voice, QwenCloneVoice):
+        return {
+            "mode": "voice_clone",
+            "language": voice.language,
+            "ref_audio": base64.b64encode(voice.reference_clip.read_bytes()).decode(),
+            "ref_text": None if voice.x_vector_only else voice.reference_text,
+            "x_vector_only": voice.x_vector_only,
+        }
+    if isinstance(voice, QwenDesignVoice):
+        return {"mode": "voice_design", "instruct": voice.design_prompt, "language": voice.language}
+    raise ConfigError(
+        "engine polly is a managed AWS voice, not served by the narrate handler; "
+        "render it against real AWS (see the Polly issue) or pick another --voice-engine"
+    )
+
+
+def override_engine(voice: Voice, engine: Engine) -> Voice:
+    """The voice ``--voice-engine`` asks for, keeping the script's language where it can."""
+    if voice.engine == engine:
+        return voice
+    language = getattr(voice, "language", "english")
+    if engine is Engine.DEV:
+        return DevVoice(language=language)
+    if engine is Engine.QWEN_SPEAKER:
+        return QwenSpeakerVoice(speaker="aiden", language=language)
+    raise ConfigError(
+        f"--voice-engine {engine.value} needs settings of its own (reference clip, prompt or voice id); "
+        "define that voice in the script instead"
+    )

@@ -1,0 +1,54 @@
+"""Reading what an endpoint returns: batch output bodies and async failure objects."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+
+from narrate.errors import SegmentRejected, TransientSynthesisError
+
+
+@dataclass(frozen=True)
+class SegmentOutput:
+    id: str
+    wav_bytes: bytes | None
+    error: str | None
+    retryable: bool = False
+
+
+def parse_batch_output(body: bytes, expected_ids: tuple[str, ...]) -> dict[str, SegmentOutput]:
+    """Per-segment results of a batch response; a malformed body is transient (it may be truncated)."""
+    try:
+        data = json.loads(body)
+        entries = data["segments"]
+        outputs: dict[str, SegmentOutput] = {}
+        for entry in entries:
+            segment_id = str(entry["id"])
+            if entry.get("error"):
+                outputs[segment_id] = SegmentOutput(
+                    segment_id, None, str(entry["error"]), bool(entry.get("retryable"))
+                )
+            else:
+                wav = base64.b64decode(entry["audio_base64"], validate=True)
+                outputs[segment_id] = SegmentOutput(segment_id, wav, None)
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise TransientSynthesisError(
+            f"output is not a valid batch response ({exc.__class__.__name__})"
+        ) from None
+    missing = [sid for sid in expected_ids if sid not in outputs]
+    for segment_id in missing:
+        outputs[segment_id] = SegmentOutput(segment_id, None, "missing from the endpoint's response", True)
+    return outputs
+
+
+def failure_error(body: bytes) -> SegmentRejected | TransientSynthesisError:
+    """An async failure object as the error it stands for: 4xx is final, anything else transient."""
+    try:
+        data = json.loads(body)
+        code, message = int(data.get("code", 500)), str(data.get("message", "")).strip()
+    except (ValueError, AttributeError, TypeError):
+        code, message = 500, body[:200].decode("utf-8", "replace")
+    message = message or "the handler gave no message"
+    return SegmentRejected(message) if 400 <= code < 500 else TransientSynthesisError(message)

@@ -1,0 +1,358 @@
+"""The narration script schema: the one definition of what a user writes, validated whole before any work.
+
+Load with :func:`load_script`; every problem is reported at once as ``file: field.path: problem; fix``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from enum import StrEnum
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from model_server.voices import normalize_language, normalize_speaker
+from narrate.errors import ScriptError
+
+DEFAULT_MAX_SEGMENT_CHARS = 1500
+SEGMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+class Engine(StrEnum):
+    QWEN_SPEAKER = "qwen-speaker"
+    QWEN_CLONE = "qwen-clone"
+    QWEN_DESIGN = "qwen-design"
+    POLLY = "polly"
+    DEV = "dev"
+
+
+def normalize_text(text: str) -> str:
+    """The form of a text that decides its sound: NFC, single spaces, no outer whitespace."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _VoiceBase(_Strict):
+    language: str = Field("english", description="Language name or ISO code (en, de, ...).")
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _language(cls, value: Any) -> str:
+        return normalize_language(value)
+
+
+class DevVoice(_VoiceBase):
+    """Offline eSpeak NG voice: robotic but intelligible, for development and CI."""
+
+    engine: Literal[Engine.DEV] = Engine.DEV
+    rate_wpm: int = Field(165, ge=80, le=450, description="Speaking rate in words per minute.")
+    pitch: int = Field(50, ge=0, le=99, description="Base pitch, 0-99.")
+
+
+class QwenSpeakerVoice(_VoiceBase):
+    """A named Qwen3-TTS CustomVoice speaker, optionally steered with an instruction."""
+
+    engine: Literal[Engine.QWEN_SPEAKER] = Engine.QWEN_SPEAKER
+    speaker: str = Field(description="One of the CustomVoice speakers, e.g. aiden.")
+    instruct: str | None = Field(None, max_length=500, description="e.g. 'calm, professional'.")
+
+    @field_validator("speaker")
+    @classmethod
+    def _speaker(cls, value: str) -> str:
+        return normalize_speaker(value)
+
+    @field_validator("instruct")
+    @classmethod
+    def _instruct(cls, value: str | None) -> str | None:
+        return normalize_text(value) or None if value is not None else None
+
+
+class Consent(_Strict):
+    """Who agreed to have their voice cloned, and where the proof is kept."""
+
+    speaker_name: str = Field(min_length=1, description="The person whose voice is cloned.")
+    record: Path = Field(description="Consent statement (recording or signed text), kept on file.")
+    granted_on: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="Date, YYYY-MM-DD.")
+
+    @field_validator("record", mode="after")
+    @classmethod
+    def _record_exists(cls, value: Path, info: ValidationInfo) -> Path:
+        return _existing_file(value, info, "consent record")
+
+
+class QwenCloneVoice(_VoiceBase):
+    """A voice cloned by Qwen3-TTS Base from a short reference clip and its exact transcript."""
+
+    engine: Literal[Engine.QWEN_CLONE] = Engine.QWEN_CLONE
+    reference_clip: Path = Field(description="WAV/FLAC of 2-60 s of the voice, relative to the script.")
+    reference_text: str | None = Field(None, description="Exact transcript of the reference clip.")
+    x_vector_only: bool = Field(False, description="Clone from the speaker embedding alone.")
+    consent: Consent
+
+    @field_validator("reference_clip", mode="after")
+    @classmethod
+    def _clip_exists(cls, value: Path, info: ValidationInfo) -> Path:
+        return _existing_file(value, info, "reference clip")
+
+    @model_validator(mode="after")
+    def _transcript(self) -> QwenCloneVoice:
+        if not self.x_vector_only and not (self.reference_text and self.reference_text.strip()):
+            raise ValueError(
+                "reference_text is required: write the exact words spoken in the reference clip "
+                "(or set x_vector_only: true for a lower-quality clone without a transcript)"
+            )
+        return self
+
+
+class QwenDesignVoice(_VoiceBase):
+    """A voice described in words (Qwen3-TTS VoiceDesign)."""
+
+    engine: Literal[Engine.QWEN_DESIGN] = Engine.QWEN_DESIGN
+    design_prompt: str = Field(min_length=1, max_length=1000, description="e.g. 'warm alto, slow'.")
+
+
+class PollyVoice(_Strict):
+    """An Amazon Polly managed voice."""
+
+    engine: Literal[Engine.POLLY] = Engine.POLLY
+    voice_id: str = Field(pattern=r"^[A-Z][a-zA-Z]{1,31}$", description="Polly voice id, e.g. Matthew.")
+    polly_engine: Literal["standard", "neural", "long-form", "generative"] = "neural"
+    language_code: str | None = Field(None, pattern=r"^[a-z]{2,3}-[A-Z]{2}$", description="e.g. en-US.")
+
+
+Voice = Annotated[
+    DevVoice | QwenSpeakerVoice | QwenCloneVoice | QwenDesignVoice | PollyVoice,
+    Field(discriminator="engine"),
+]
+
+
+class GenerationSettings(_Strict):
+    """Sampling settings of the neural engines; None keeps the model's own default."""
+
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    temperature: float | None = Field(None, gt=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=1, le=1000)
+    repetition_penalty: float | None = Field(None, ge=1, le=2)
+
+
+class OutputOptions(_Strict):
+    sample_rate: int = Field(24000, ge=8000, le=96000, description="Sample rate of the track, Hz.")
+    loudness_lufs: float = Field(-16.0, ge=-40, le=-5, description="Integrated loudness target.")
+    true_peak_dbtp: float = Field(-1.0, ge=-12, le=0, description="True-peak ceiling, dBTP.")
+    fps: str = Field("30", description="Video frame rate for boundary rounding: 30, 29.97 or 30000/1001.")
+    formats: list[Literal["wav", "mp3"]] = Field(default_factory=lambda: ["wav", "mp3"], min_length=1)
+    caption_max_chars: int = Field(84, ge=20, le=500, description="Longest caption cue, in characters.")
+
+    @field_validator("fps", mode="before")
+    @classmethod
+    def _fps(cls, value: Any) -> str:
+        try:
+            rate = Fraction(str(value).strip())
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"fps {value!r} is not a number; write e.g. 30, 29.97 or 30000/1001") from None
+        if not 1 <= rate <= 240:
+            raise ValueError(f"fps {value} is out of range; use a frame rate between 1 and 240")
+        return str(value).strip()
+
+    @property
+    def frame_rate(self) -> Fraction:
+        return Fraction(self.fps)
+
+
+class Segment(_Strict):
+    id: str = Field(pattern=SEGMENT_ID_PATTERN, description="Unique, stable id (letters, digits, _ . -).")
+    text: str = Field(description="What the narrator says during this scene.")
+    min_seconds: float | None = Field(
+        None, ge=0, le=3600, description="The scene's own length: narration never cuts it short."
+    )
+    pause_after_seconds: float = Field(0.0, ge=0, le=600, description="Silence after the scene.")
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str, info: ValidationInfo) -> str:
+        if _CONTROL_CHARS.search(value):
+            raise ValueError("contains control characters (e.g. NUL); remove them")
+        normalized = normalize_text(value)
+        if not normalized:
+            raise ValueError("is empty; write what this scene says, or remove the segment")
+        limit = (info.context or {}).get("max_segment_chars", DEFAULT_MAX_SEGMENT_CHARS)
+        if len(normalized) > limit:
+            raise ValueError(
+                f"is {len(normalized)} characters, over the limit of {limit}; split it into several "
+                "segments (or raise NARRATE_MAX_SEGMENT_CHARS)"
+            )
+        return value
+
+
+class NarrationScript(_Strict):
+    title: str = Field(min_length=1, max_length=200)
+    voice: Voice
+    output: OutputOptions = Field(default_factory=OutputOptions)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    segments: list[Segment] = Field(min_length=1)
+
+    @field_validator("segments")
+    @classmethod
+    def _unique_ids(cls, segments: list[Segment]) -> list[Segment]:
+        first_seen: dict[str, int] = {}
+        for index, segment in enumerate(segments):
+            if segment.id in first_seen:
+                raise ValueError(
+                    f"duplicate id {segment.id!r} at segments[{first_seen[segment.id]}] and "
+                    f"segments[{index}]; give each segment a unique id"
+                )
+            first_seen[segment.id] = index
+        return segments
+
+    def with_voice(self, voice: Voice) -> NarrationScript:
+        return self.model_copy(update={"voice": voice})
+
+
+def _existing_file(value: Path, info: ValidationInfo, what: str) -> Path:
+    base_dir = Path((info.context or {}).get("base_dir", "."))
+    resolved = value if value.is_absolute() else base_dir / value
+    if not resolved.is_file():
+        raise ValueError(f"{what} {str(value)!r} not found (looked in {resolved}); fix the path")
+    return resolved.resolve()
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML loader that refuses duplicate keys instead of silently keeping the last one."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}; keep only one", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_script_text(text: str, source: str, suffix: str) -> Any:
+    """YAML or JSON text to plain data; a syntax error becomes a ScriptError with its line."""
+    try:
+        if suffix == ".json":
+            return json.loads(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except json.JSONDecodeError as exc:
+        raise ScriptError(source, [f"line {exc.lineno}: invalid JSON: {exc.msg}"]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScriptError(source, [f"{where}invalid YAML: {problem}"]) from None
+
+
+def validate_script(
+    data: Any,
+    source: str,
+    base_dir: Path,
+    max_segment_chars: int = DEFAULT_MAX_SEGMENT_CHARS,
+) -> NarrationScript:
+    if not isinstance(data, dict):
+        raise ScriptError(source, ["the script must be a mapping with title, voice and segments"])
+    context = {"base_dir": base_dir, "max_segment_chars": max_segment_chars}
+    try:
+        return NarrationScript.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise ScriptError(source, [_describe(error, data) for error in exc.errors()]) from None
+
+
+def load_script(path: str | Path, max_segment_chars: int = DEFAULT_MAX_SEGMENT_CHARS) -> NarrationScript:
+    """Read and validate a YAML (.yaml/.yml) or JSON (.json) narration script."""
+    path = Path(path)
+    source = str(path)
+    if path.suffix.lower() not in {".yaml", ".yml", ".json"}:
+        raise ScriptError(source, ["unknown file type; name the script *.yaml, *.yml or *.json"])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScriptError(source, ["file not found; check the path"]) from None
+    except UnicodeDecodeError:
+        raise ScriptError(source, ["not UTF-8 text; save the script as UTF-8"]) from None
+    data = parse_script_text(text, source, path.suffix.lower())
+    return validate_script(data, source, path.parent, max_segment_chars)
+
+
+# --- error messages ------------------------------------------------------------------------------
+
+_ENGINES = ", ".join(e.value for e in Engine)
+_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
+
+
+def _describe(error: Any, data: dict[str, Any]) -> str:
+    location = _location(tuple(error["loc"]), data)
+    kind = error["type"]
+    message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if kind == "missing":
+        message = "is required; add it"
+    elif kind == "extra_forbidden":
+        message = "is not a known field; remove it or fix its spelling"
+    elif kind == "union_tag_invalid":
+        message = f"unknown engine {error['input'].get('engine')!r}; use one of {_ENGINES}"
+    elif kind == "union_tag_not_found":
+        message = f"needs an engine; add `engine:` with one of {_ENGINES}"
+    elif kind == "string_pattern_mismatch" and location.endswith(".id"):
+        message = "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+    elif kind in _BOUNDS:
+        limit = next(iter(error["ctx"].values()))
+        limit = f"{limit:g}" if isinstance(limit, float) else limit
+        message = f"must be {_BOUNDS[kind]} {limit}, got {error['input']!r}; use a value in range"
+    elif kind == "too_short":
+        message = "is empty; add at least one entry"
+    return f"{location}: {message}" if location else message
+
+
+def _location(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
+    parts: list[str] = []
+    index = 0
+    while index < len(loc):
+        item = loc[index]
+        if parts == ["voice"] and item in {e.value for e in Engine}:
+            index += 1  # pydantic puts the union tag in the path; the user never wrote it
+            continue
+        if isinstance(item, int):
+            parts[-1] = f"{parts[-1]}[{item}]"
+            if parts[-1].startswith("segments["):
+                parts[-1] += _segment_label(data, item)
+        else:
+            parts.append(str(item))
+        index += 1
+    return ".".join(parts)
+
+
+def _segment_label(data: dict[str, Any], index: int) -> str:
+    segments = data.get("segments")
+    if isinstance(segments, list) and index < len(segments) and isinstance(segments[index], dict):
+        segment_id = segments[index].get("id")
+        if isinstance(segment_id, str) and segment_id:
+            return f" (id {segment_id!r})"
+    return ""

@@ -1,0 +1,134 @@
+"""The render flow end to end on the local endpoint, against a real local Prefect server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from flows.render_narration import render_narration
+from narrate.endpoints import Submission, SynthesisJob, register_endpoint
+from narrate.endpoints.local import LocalEndpoint
+from narrate.errors import RenderFailed, ScriptError, TransientSynthesisError
+from narrate.manifest import RenderManifest
+from tests.conftest import EXAMPLES
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def render(script: Path, out: Path, **kwargs: Any) -> dict[str, Any]:
+    return render_narration(script=str(script), out_dir=str(out), **kwargs)
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    return Path(shutil.copy(EXAMPLES / "demo.yaml", tmp_path / "demo.yaml"))
+
+
+def test_demo_renders_sample_exact_outputs(demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = render(demo, out)
+    assert result["synthesised"] == 8 and result["cached"] == 0
+    for name in ("narration.wav", "narration.mp3", "timeline.json", "captions.srt", "captions.vtt"):
+        assert (out / name).stat().st_size > 0, name
+    timeline = json.loads((out / "timeline.json").read_text())
+    audio, rate = sf.read(out / "narration.wav", dtype="float32")
+    assert rate == 24000 and len(audio) == timeline["total_samples"]
+    position = 0
+    for segment in timeline["segments"]:
+        assert segment["start_sample"] == position
+        assert segment["start_sample"] * 30 % 24000 == 0  # on a frame at 30 fps
+        position += segment["clip_samples"] + segment["padding_samples"]
+        clip = audio[segment["start_sample"] : segment["end_sample"]]
+        assert np.sqrt(np.mean(clip**2)) > 0.01  # speech where the timeline says
+    assert position == timeline["total_samples"]
+    lengths = [s["clip_samples"] for s in timeline["segments"]]
+    chars = [len(s["text"]) for s in timeline["segments"]]
+    assert np.corrcoef(lengths, chars)[0, 1] > 0.8  # clips grow with their text
+    assert not (out / "narration.wav.partial").exists() and not list(out.glob(".staging-*"))
+    manifest = RenderManifest.load(out / "manifest.json")
+    assert manifest.state == "completed" and all(s.status == "done" for s in manifest.segments)
+
+
+def test_rerun_synthesises_nothing_and_an_edit_only_itself(demo: Path, tmp_path: Path) -> None:
+    render(demo, tmp_path / "first")
+    again = render(demo, tmp_path / "again")
+    assert (again["synthesised"], again["cached"]) == (0, 8)
+    timeline = json.loads((tmp_path / "again" / "timeline.json").read_text())
+    assert all(s["cache_hit"] for s in timeline["segments"])
+    first_wav = (tmp_path / "first" / "narration.wav").read_bytes()
+    assert (tmp_path / "again" / "narration.wav").read_bytes() == first_wav
+
+    demo.write_text(demo.read_text().replace("Select orders and customers.", "Select orders only."))
+    edited = render(demo, tmp_path / "edited")
+    assert (edited["synthesised"], edited["cached"]) == (1, 7)
+    hits = {
+        s["id"]: s["cache_hit"]
+        for s in json.loads((tmp_path / "edited" / "timeline.json").read_text())["segments"]
+    }
+    assert [sid for sid, hit in hits.items() if not hit] == ["pick-tables"]
+
+
+FAILING = """
+title: One segment cannot be spoken
+voice: {engine: dev}
+output: {formats: [wav]}
+segments:
+  - {id: good-1, text: This one is fine.}
+  - {id: silent, text: "..."}
+  - {id: good-2, text: So is this one.}
+"""
+
+
+def test_flow_fails_on_a_failed_segment_and_keeps_the_rest(tmp_path: Path) -> None:
+    script = tmp_path / "failing.yaml"
+    script.write_text(FAILING)
+    out = tmp_path / "out"
+    state = render_narration(script=str(script), out_dir=str(out), return_state=True)
+    assert state.is_failed()
+    with pytest.raises(RenderFailed, match="silent: text: produced no audio"):
+        state.result()
+    manifest = RenderManifest.load(out / "manifest.json")
+    statuses = {s.id: s.status.value for s in manifest.segments}
+    assert statuses == {"good-1": "done", "silent": "failed", "good-2": "done"}
+    assert manifest.segment("silent").attempts == 1  # a refusal is final: not retried
+    assert manifest.state == "failed" and not (out / "narration.wav").exists()
+
+    script.write_text(FAILING.replace('"..."', "Now it speaks."))
+    fixed = render(script, out)
+    assert (fixed["synthesised"], fixed["cached"]) == (1, 2)
+
+
+class FlakyEndpoint(LocalEndpoint):
+    """Throttled on its first submit, like a busy endpoint."""
+
+    submits = 0
+
+    def submit(self, job: SynthesisJob) -> Submission:
+        FlakyEndpoint.submits += 1
+        if FlakyEndpoint.submits == 1:
+            raise TransientSynthesisError("ThrottlingException: rate exceeded")
+        return super().submit(job)
+
+
+def test_transient_submit_errors_are_retried(tmp_path: Path) -> None:
+    register_endpoint("flaky", lambda: FlakyEndpoint(tmp_path / "flaky"))
+    script = tmp_path / "ok.yaml"
+    script.write_text(FAILING.replace('"..."', "Fine too."))
+    result = render(script, tmp_path / "out", backend="flaky")
+    assert result["synthesised"] == 3 and FlakyEndpoint.submits == 2
+
+
+def test_invalid_script_fails_before_anything_is_written(tmp_path: Path) -> None:
+    script = tmp_path / "bad.yaml"
+    script.write_text(FAILING.replace("good-2", "good-1"))
+    state = render_narration(script=str(script), out_dir=str(tmp_path / "out"), return_state=True)
+    assert state.is_failed()
+    with pytest.raises(ScriptError, match="duplicate id 'good-1'"):
+        state.result()
+    assert not (tmp_path / "out").exists()

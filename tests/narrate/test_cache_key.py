@@ -1,0 +1,100 @@
+"""The cache key changes with everything that changes the sound, and with nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from narrate import cache
+from narrate.cache import segment_cache_key
+from narrate.script import (
+    DevVoice,
+    GenerationSettings,
+    PollyVoice,
+    QwenCloneVoice,
+    QwenDesignVoice,
+    QwenSpeakerVoice,
+)
+
+TEXT = "Drag revenue onto the canvas."
+SPEAKER = QwenSpeakerVoice(speaker="aiden", instruct="calm", language="english")
+GEN = GenerationSettings()
+
+
+def key(text: str = TEXT, voice: Any = SPEAKER, generation: GenerationSettings = GEN) -> str:
+    return segment_cache_key(text, voice, generation)
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"text": "Drag profit onto the canvas."},
+        {"voice": QwenSpeakerVoice(speaker="ryan", instruct="calm", language="english")},
+        {"voice": QwenSpeakerVoice(speaker="aiden", instruct="excited", language="english")},
+        {"voice": QwenSpeakerVoice(speaker="aiden", instruct="calm", language="german")},
+        {"voice": QwenDesignVoice(design_prompt="calm", language="english")},
+        {"voice": DevVoice()},
+        {"generation": GenerationSettings(seed=1)},
+        {"generation": GenerationSettings(temperature=0.7)},
+        {"generation": GenerationSettings(top_p=0.9)},
+    ],
+)
+def test_each_sound_field_changes_the_key(changed: dict[str, Any]) -> None:
+    assert key(**changed) != key()
+
+
+def test_model_revision_and_handler_version_change_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = key()
+    monkeypatch.setattr("narrate.payloads.QWEN_REVISION", "abc123")
+    assert key() != before
+    monkeypatch.undo()
+    monkeypatch.setattr(cache, "HANDLER_VERSION", "999")
+    assert key() != before
+
+
+def test_whitespace_and_unicode_form_do_not_change_the_key() -> None:
+    assert key("  Drag revenue   onto\nthe canvas. ") == key()
+    assert key("Cafe\u0301") == key("Caf\u00e9")
+
+
+def test_dev_voice_ignores_sampling_settings_but_not_its_own() -> None:
+    dev = DevVoice()
+    assert key(voice=dev, generation=GenerationSettings(seed=5, temperature=0.3)) == key(voice=dev)
+    assert key(voice=DevVoice(rate_wpm=200)) != key(voice=dev)
+    assert key(voice=DevVoice(pitch=20)) != key(voice=dev)
+
+
+def test_polly_voice_id_and_engine_matter() -> None:
+    matthew = PollyVoice(voice_id="Matthew")
+    assert key(voice=PollyVoice(voice_id="Joanna")) != key(voice=matthew)
+    assert key(voice=PollyVoice(voice_id="Matthew", polly_engine="generative")) != key(voice=matthew)
+
+
+def _clone(tmp_path: Path, clip: bytes, transcript: str) -> QwenCloneVoice:
+    (tmp_path / "ref.wav").write_bytes(clip)
+    (tmp_path / "consent.txt").write_text("yes")
+    return QwenCloneVoice.model_validate(
+        {
+            "engine": "qwen-clone",
+            "reference_clip": "ref.wav",
+            "reference_text": transcript,
+            "consent": {"speaker_name": "Ada", "record": "consent.txt", "granted_on": "2026-01-01"},
+        },
+        context={"base_dir": tmp_path},
+    )
+
+
+def test_reference_clip_counts_by_content_and_transcript(tmp_path: Path) -> None:
+    first = key(voice=_clone(tmp_path, b"clip-a", "Hello."))
+    assert key(voice=_clone(tmp_path, b"clip-a", "Hello.")) == first
+    assert key(voice=_clone(tmp_path, b"clip-b", "Hello.")) != first
+    assert key(voice=_clone(tmp_path, b"clip-a", "Hello!")) != first
+
+
+def test_scene_timing_order_and_ids_are_not_in_the_key() -> None:
+    material = cache.cache_key_material(TEXT, SPEAKER, GEN)
+    flat = repr(material)
+    for absent in ("min_seconds", "pause_after", "id", "sample_rate", "loudness", "fps"):
+        assert f"'{absent}'" not in flat

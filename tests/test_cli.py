@@ -1,0 +1,39 @@
+"""The narrate command: exit codes by error, validation output, and a render through the CLI."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from narrate.cli import main
+from tests.conftest import EXAMPLES
+
+
+def test_validate_ok_and_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(EXAMPLES / "demo.yaml")]) == 0
+    assert "valid" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("title: x\nvoice: {engine: dev}\nsegments: [{id: a, text: ''}]\n")
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "segments[0] (id 'a').text: is empty" in err and str(bad) in err
+
+
+def test_voice_engine_override_that_needs_more_settings_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["validate", str(EXAMPLES / "demo.yaml"), "--voice-engine", "qwen-clone"]) == 2
+    assert "needs settings of its own" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_render_prints_where_the_files_are(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    script = Path(shutil.copy(EXAMPLES / "demo.yaml", tmp_path / "demo.yaml"))
+    out = tmp_path / "out"
+    assert main(["render", str(script), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert str(out / "narration.wav") in err and "8 synthesised" in err
+    assert main(["render", str(script), "--out", str(out)]) == 0
+    assert "8 cached, 0 synthesised" in capsys.readouterr().err
