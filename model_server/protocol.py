@@ -80,6 +80,9 @@ VoiceRequest = Annotated[
 
 
 class GenerationRequest(_Body):
+    """Sampling settings of the neural engines; None keeps the model's own default. The script's
+    ``generation:`` block is this same model."""
+
     seed: int = Field(0, ge=0, le=2**31 - 1)
     temperature: float | None = Field(None, gt=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)

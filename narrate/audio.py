@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
@@ -93,6 +93,11 @@ class LoudnessResult:
     output_lufs: float
     true_peak_dbtp: float
     peak_limited: bool
+
+    def rounded(self) -> LoudnessResult:
+        """For reports: hundredths of a dB are all a listener could tell apart."""
+        fields = {k: round(v, 2) if isinstance(v, float) else v for k, v in vars(self).items()}
+        return replace(self, **fields)
 
 
 def normalize_loudness(

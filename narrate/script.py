@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from model_server.protocol import GenerationRequest as GenerationSettings
 from model_server.voices import normalize_language, normalize_speaker
 from narrate.errors import ScriptError
 
@@ -141,16 +142,6 @@ Voice = Annotated[
     DevVoice | QwenSpeakerVoice | QwenCloneVoice | QwenDesignVoice | PollyVoice,
     Field(discriminator="engine"),
 ]
-
-
-class GenerationSettings(_Strict):
-    """Sampling settings of the neural engines; None keeps the model's own default."""
-
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-    temperature: float | None = Field(None, gt=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
-    top_k: int | None = Field(None, ge=1, le=1000)
-    repetition_penalty: float | None = Field(None, ge=1, le=2)
 
 
 class OutputOptions(_Strict):

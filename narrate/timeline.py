@@ -13,6 +13,8 @@ from fractions import Fraction
 
 from pydantic import BaseModel
 
+from narrate.audio import LoudnessResult
+
 
 def seconds_to_samples(seconds: float, sample_rate: int) -> int:
     return round(Fraction(str(seconds)) * sample_rate)
@@ -81,15 +83,6 @@ class TimelineSegment(BaseModel):
     voice: str
 
 
-class LoudnessReport(BaseModel):
-    target_lufs: float
-    measured_lufs: float
-    gain_db: float
-    output_lufs: float
-    true_peak_dbtp: float
-    peak_limited: bool
-
-
 class Timeline(BaseModel):
     title: str
     sample_rate: int
@@ -102,7 +95,7 @@ class Timeline(BaseModel):
     model_id: str
     model_revision: str
     disclosure: str
-    loudness: LoudnessReport
+    loudness: LoudnessResult
     segments: list[TimelineSegment]
 
     def frame_rate(self) -> Fraction:

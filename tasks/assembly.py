@@ -24,7 +24,6 @@ from narrate.payloads import model_identity
 from narrate.script import NarrationScript, QwenCloneVoice, Voice
 from narrate.storage import write_atomic, write_text_atomic
 from narrate.timeline import (
-    LoudnessReport,
     SceneSpan,
     Timeline,
     TimelineSegment,
@@ -106,9 +105,7 @@ def build_track(
         model_id=identity.model_id,
         model_revision=identity.revision,
         disclosure=disclosure_text(narration.voice, identity.model_id),
-        loudness=LoudnessReport(
-            **{k: round(v, 2) if isinstance(v, float) else v for k, v in vars(loudness).items()}
-        ),
+        loudness=loudness.rounded(),
         segments=segments,
     )
     gain = gain_factor(loudness.gain_db)
