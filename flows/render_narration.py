@@ -9,6 +9,9 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from prefect import flow
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from narrate.endpoints import SynthesisJob
 from narrate.errors import RenderFailed
 from narrate.log import run_logger
 from narrate.manifest import RenderManifest, RenderState, SegmentRecord, SegmentStatus
@@ -25,7 +29,7 @@ from tasks.assembly import assemble_track
 from tasks.endpoint import ensure_endpoint, scale_down, wake_endpoint
 from tasks.script import PlannedSegment, load_narration, plan_segments
 from tasks.storage import look_up_cache
-from tasks.synthesis import SegmentOutcome, gather_outputs, plan_jobs, submit_segments
+from tasks.synthesis import SegmentOutcome, gather_outputs, plan_jobs, stage_requests, submit_segments
 
 
 def default_out_dir(script: str, settings: Settings) -> Path:
@@ -50,7 +54,7 @@ def render_narration(
         script: Path of the narration script (YAML or JSON).
         out_dir: Folder for the outputs; default renders/<script name>/.
         voice_engine: Speak with this engine instead of the script's voice (e.g. dev).
-        backend: Endpoint that synthesises; default NARRATE_BACKEND (local).
+        backend: Endpoint that synthesises; default NARRATE_BACKEND (sagemaker).
     """
     settings = get_settings()
     backend = backend or settings.backend
@@ -85,21 +89,32 @@ def _render(
 
     todo = _unique_by_key([p for p in plan if p.cache_key not in hits])
     if todo:
+        holder = _holder()
         try:
-            ensure_endpoint(backend)
-            waking = wake_endpoint.submit(backend)
+            with _stage(manifest, "ensure"):
+                ensure_endpoint(backend)
+            waking = wake_endpoint.submit(backend, holder, settings.wake_deadline_seconds)
             jobs = plan_jobs(narration, todo, settings.batch_size)
-            waking.result()
-            _synthesise(backend, narration, todo, jobs, plan, manifest, settings)
+            with _stage(manifest, "stage requests"):
+                staged = stage_requests(backend, jobs)
+            with _stage(manifest, "wake"):
+                waking.result()
+            with _stage(manifest, "synthesise"):
+                _synthesise(backend, narration, todo, jobs, staged, plan, manifest, settings)
         finally:
-            scale_down(backend)
+            with _stage(manifest, "scale down"):
+                usage = scale_down(backend, holder)
+            manifest.gpu_seconds, manifest.cost_usd = usage.gpu_seconds, usage.cost_usd
+            manifest.endpoint_released = usage.released
+            manifest.save()
 
     failed = manifest.failed()
     if failed:
         manifest.state, manifest.error = RenderState.FAILED, f"{len(failed)} segment(s) failed"
         manifest.save()
         raise RenderFailed(failed, str(out / "manifest.json"))
-    outputs = assemble_track(narration, plan, cache_dir, str(out), hits)
+    with _stage(manifest, "assemble"):
+        outputs = assemble_track(narration, plan, cache_dir, str(out), hits)
     manifest.outputs, manifest.state = outputs, RenderState.COMPLETED
     manifest.save()
     return hits, todo, outputs
@@ -109,7 +124,8 @@ def _synthesise(
     backend: str,
     narration: NarrationScript,
     todo: list[PlannedSegment],
-    jobs: list[Any],
+    jobs: list[SynthesisJob],
+    staged: dict[str, str],
     plan: list[PlannedSegment],
     manifest: RenderManifest,
     settings: Settings,
@@ -122,7 +138,7 @@ def _synthesise(
     todo_by_key = {p.cache_key: p for p in todo}
     for attempt in range(1, settings.max_attempts + 1):
         retry: list[PlannedSegment] = []
-        for outcome in _run_round(backend, jobs):
+        for outcome in _run_round(backend, jobs, staged):
             final = outcome.ok or not outcome.retryable or attempt == settings.max_attempts
             for segment_id in ids_by_key[outcome.cache_key]:
                 _record_outcome(manifest, segment_id, outcome, final)
@@ -134,13 +150,14 @@ def _synthesise(
         delay = settings.retry_base_seconds * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
         logger.warning("%d segment(s) failed transiently; retrying in %.1f s", len(retry), delay)
         time.sleep(delay)
-        jobs = plan_jobs(narration, retry, settings.batch_size)
+        jobs, staged = plan_jobs(narration, retry, settings.batch_size), {}
 
 
-def _run_round(backend: str, jobs: list[Any]) -> list[SegmentOutcome]:
-    cache_dir = str(get_settings().cache_dir)
+def _run_round(backend: str, jobs: list[SynthesisJob], staged: dict[str, str]) -> list[SegmentOutcome]:
+    settings = get_settings()
+    cache_dir = str(settings.cache_dir)
     outcomes: list[SegmentOutcome] = []
-    submits = {submit_segments.submit(backend, job): job for job in jobs}
+    submits = {submit_segments.submit(backend, job, staged.get(job.request_id)): job for job in jobs}
     gathers = []
     for future in as_completed(list(submits)):
         job = submits[future]
@@ -152,10 +169,29 @@ def _run_round(backend: str, jobs: list[Any]) -> list[SegmentOutcome]:
                 SegmentOutcome(sid, job.cache_keys[sid], error, retryable) for sid in job.segment_ids
             )
             continue
-        gathers.append(gather_outputs.submit(backend, submission, job, cache_dir))
+        gathers.append(
+            gather_outputs.submit(backend, submission, job, cache_dir, settings.output_deadline_seconds)
+        )
     for future in as_completed(gathers):
         outcomes.extend(future.result())
     return outcomes
+
+
+def _holder() -> str:
+    """Who holds the endpoint awake: this flow run (a fresh id outside a run)."""
+    from prefect.runtime import flow_run
+
+    return str(flow_run.get_id() or uuid.uuid4())
+
+
+@contextmanager
+def _stage(manifest: RenderManifest, name: str) -> Iterator[None]:
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        manifest.stage_seconds[name] = round(time.monotonic() - started, 3)
+        run_logger().info("stage %s: %.2f s", name, manifest.stage_seconds[name])
 
 
 def _unique_by_key(segments: list[PlannedSegment]) -> list[PlannedSegment]:

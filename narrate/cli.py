@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from rich.console import Console
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from narrate.errors import NarrateError
 from narrate.script import Engine, NarrationScript, load_script
+from narrate.settings import Settings
 
 console = Console(stderr=True)
 PER_SEGMENT_BARS_UP_TO = 30
@@ -45,7 +47,19 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("script", help="narration script (.yaml, .yml or .json)")
     render.add_argument("--out", help="output folder (default renders/<script name>/)")
     render.add_argument("--voice-engine", choices=engines, help="speak with this engine, e.g. dev")
-    render.add_argument("--backend", help="endpoint that synthesises (default NARRATE_BACKEND or local)")
+    render.add_argument(
+        "--backend",
+        choices=["sagemaker", "inprocess"],
+        help="endpoint kind (default NARRATE_BACKEND: sagemaker)",
+    )
+    render.add_argument(
+        "--aws",
+        choices=["local", "real"],
+        help="local: embedded AWS on 127.0.0.1 (default); real: your account",
+    )
+    from narrate.cli_endpoint import add_endpoint_commands
+
+    add_endpoint_commands(commands)
     return parser
 
 
@@ -54,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "validate":
             return _validate(args.script, args.voice_engine)
-        return _render(args)
+        if args.command == "render":
+            return _render(args)
+        from narrate.cli_endpoint import run_endpoint_command
+
+        return run_endpoint_command(args, console)
     except NarrateError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
@@ -95,15 +113,38 @@ def _render(args: argparse.Namespace) -> int:
     if not os.environ.get("PREFECT_API_URL"):
         console.print("[dim]no PREFECT_API_URL: starting a temporary local Prefect server "
                       "(10-40 s on a first run)[/]")  # fmt: skip
-    with _ManifestProgress(out / "manifest.json", [s.id for s in narration.segments]):
+    backend = args.backend or get_settings().backend
+    with (
+        _aws_for(backend, args.aws),
+        _ManifestProgress(out / "manifest.json", [s.id for s in narration.segments]),
+    ):
         result = render_narration(
             script=args.script,
             out_dir=str(out),
             voice_engine=Engine(args.voice_engine) if args.voice_engine else None,
-            backend=args.backend,
+            backend=backend,
         )
     _print_result(result)
     return 0
+
+
+def _aws_for(backend: str, mode: str | None) -> AbstractContextManager[object]:
+    if backend != "sagemaker":
+        return nullcontext()
+    from narrate.aws_mode import aws_session
+
+    settings = get_settings_now()
+    where = mode or settings.aws
+    if where == "local":
+        console.print(f"[dim]local mode: embedded AWS on 127.0.0.1, simulated cold start "
+                      f"{settings.local_cold_start_seconds:g} s[/]")  # fmt: skip
+    return aws_session(where)  # type: ignore[arg-type]
+
+
+def get_settings_now() -> Settings:
+    from narrate.settings import get_settings
+
+    return get_settings()
 
 
 def _print_result(result: dict[str, object]) -> None:
@@ -116,6 +157,14 @@ def _print_result(result: dict[str, object]) -> None:
         f"{result['cached']} cached, {result['synthesised']} synthesised; "
         f"{loudness['output_lufs']} LUFS, true peak {loudness['true_peak_dbtp']} dBTP",
         soft_wrap=True,
+    )
+    manifest = json.loads((Path(outputs["timeline"]).parent / "manifest.json").read_text(encoding="utf-8"))
+    stages = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in manifest["stage_seconds"].items())
+    console.print(f"  stages: {stages}", soft_wrap=True, highlight=False)
+    console.print(
+        f"  GPU: {manifest['gpu_seconds']:.1f} GPU-seconds held, ${manifest['cost_usd']:.4f}",
+        soft_wrap=True,
+        highlight=False,
     )
     for kind, path in outputs.items():
         console.print(f"  {kind:<9} {path}", soft_wrap=True, highlight=False)

@@ -36,6 +36,10 @@ class ConfigError(NarrateError):
     exit_code = 2
 
 
+class EndpointError(NarrateError):
+    exit_code = 5
+
+
 class SynthesisError(NarrateError):
     transient = False
 

@@ -53,6 +53,13 @@ class RenderManifest(BaseModel):
     updated_at: str = Field(default_factory=lambda: _now())
     segments: list[SegmentRecord]
     outputs: dict[str, str] = Field(default_factory=dict)
+    stage_seconds: dict[str, float] = Field(default_factory=dict, description="Wall time per stage.")
+    gpu_seconds: float = 0.0
+    cost_usd: float = 0.0
+    endpoint_released: bool | None = Field(
+        None,
+        description="Whether this render's scale-down released the instance (False: another render held it).",
+    )
 
     def segment(self, segment_id: str) -> SegmentRecord:
         for record in self.segments:

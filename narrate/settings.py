@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,7 +25,12 @@ class Settings(BaseSettings):
         Path("renders"), description="Default parent folder of render outputs (renders/<script name>/)."
     )
     backend: str = Field(
-        "local", description="Which endpoint serves synthesis: 'local' runs the handler in-process."
+        "sagemaker",
+        description="Which endpoint serves synthesis: 'sagemaker' (an async endpoint, real or local mode) "
+        "or 'inprocess' (the handler in this process, no AWS at all).",
+    )
+    aws: Literal["local", "real"] = Field(
+        "local", description="'local' starts the embedded AWS on 127.0.0.1; 'real' uses your AWS account."
     )
     max_segment_chars: int = Field(
         1500, ge=1, description="Longest segment text accepted by validation, in characters."
@@ -37,6 +43,48 @@ class Settings(BaseSettings):
         1.0, ge=0, description="First back-off delay between synthesis attempts (doubles, with jitter)."
     )
     submit_concurrency: int = Field(4, ge=1, le=64, description="Requests in flight at once.")
+
+    # --- the SageMaker async endpoint ---
+    region: str = Field("us-east-1", description="AWS region of the endpoint and bucket.")
+    endpoint_name: str = Field("narrate-tts", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,40}$")
+    bucket: str = Field("narrate-local", description="S3 bucket for models, requests and outputs.")
+    s3_prefix: str = Field("narrate", description="Key prefix of everything narrate writes to S3.")
+    create_bucket: bool = Field(True, description="Create the bucket (private, encrypted) if missing.")
+    kms_key_id: str | None = Field(None, description="KMS key for S3 objects and async outputs.")
+    role_arn: str = Field(
+        "arn:aws:iam::123456789012:role/narrate-endpoint", description="Execution role of the endpoint."
+    )
+    image_uri: str = Field(
+        "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-inference:"
+        "2.6.0-transformers4.49.0-gpu-py312-cu124-ubuntu22.04",
+        description="Container image (Hugging Face PyTorch inference).",
+    )
+    model_data_url: str | None = Field(
+        None, description="model.tar.gz in S3; default s3://<bucket>/<prefix>/model/model.tar.gz."
+    )
+    instance_type: str = Field("ml.g5.xlarge", description="Instance type of the endpoint.")
+    max_instances: int = Field(1, ge=1, le=20, description="Autoscaling MaxCapacity.")
+    max_concurrent_invocations: int = Field(2, ge=1, le=1000, description="Per instance.")
+    engines: str = Field("dev", description="Engines the container loads (its NARRATE_ENGINES).")
+    success_topic_arn: str | None = Field(None, description="SNS topic notified of each output.")
+    error_topic_arn: str | None = Field(None, description="SNS topic notified of each failure.")
+    hourly_price_usd: float = Field(1.408, ge=0, description="Instance price, for the cost report.")
+    wake_deadline_seconds: float = Field(900, gt=0, description="Longest wait for an instance.")
+    output_deadline_seconds: float = Field(3600, gt=0, description="Longest wait for one request's output.")
+    invocation_timeout_seconds: int = Field(3600, ge=1, le=3600)
+    request_ttl_seconds: int = Field(21600, ge=60, le=21600)
+
+    # --- local mode (the embedded AWS) ---
+    local_cold_start_seconds: float = Field(
+        3.0, ge=0, description="Simulated instance launch + model load in local mode."
+    )
+    local_time_scale: float = Field(
+        1.0, gt=0, description="Multiplies autoscaling alarm periods and cooldowns in local mode."
+    )
+
+    @property
+    def model_data(self) -> str:
+        return self.model_data_url or f"s3://{self.bucket}/{self.s3_prefix}/model/model.tar.gz"
 
 
 @lru_cache(maxsize=1)

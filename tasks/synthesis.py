@@ -88,10 +88,28 @@ def _retry_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any])
     retry_condition_fn=_retry_transient,
     task_run_name="submit-{job.request_id}",
 )
-def submit_segments(backend: str, job: SynthesisJob) -> Submission:
-    submission = get_endpoint(backend).submit(job)
+def submit_segments(backend: str, job: SynthesisJob, input_location: str | None = None) -> Submission:
+    """Invoke the endpoint for one request, uploading its payload first unless already staged."""
+    endpoint = get_endpoint(backend)
+    submission = endpoint.submit(job, input_location or endpoint.stage(job))
     run_logger().info("submitted %d segment(s): %s", len(job.segment_ids), ", ".join(job.segment_ids))
     return submission
+
+
+@task(
+    name="stage-requests",
+    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=1),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=_retry_transient,
+)
+def stage_requests(backend: str, jobs: list[SynthesisJob]) -> dict[str, str]:
+    """Upload every request payload (while the endpoint wakes); request id -> input location."""
+    endpoint = get_endpoint(backend)
+    staged = {job.request_id: endpoint.stage(job) for job in jobs}
+    run_logger().info("staged %d request(s)", len(staged))
+    return staged
 
 
 @task(name="gather-outputs", cache_policy=NO_CACHE, task_run_name="gather-{submission.request_id}")

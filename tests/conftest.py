@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,18 +24,45 @@ def prefect_server() -> Iterator[None]:
         yield
 
 
+# Local-mode timings for tests: a 0.3 s cold start; alarm periods and cooldowns at 2 % (the
+# HasBacklogWithoutCapacity alarm fires after 2.4 s instead of 120 s, scale-in after 6 s).
+TEST_COLD_START_SECONDS = 0.3
+TEST_TIME_SCALE = 0.02
+
+
+@pytest.fixture(scope="session")
+def embedded_aws() -> Iterator[Any]:
+    """The embedded AWS for the whole session; boto3 in this process points at it."""
+    from narrate.localaws import EmulatorOptions, local_aws
+
+    options = EmulatorOptions(cold_start_seconds=TEST_COLD_START_SECONDS, time_scale=TEST_TIME_SCALE)
+    with local_aws(options) as aws:
+        yield aws
+
+
+_test_counter = itertools.count()
+
+
 @pytest.fixture(autouse=True)
 def narrate_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Cache, state and renders in a fresh folder per test; settings re-read."""
+    """Cache, state and renders in a fresh folder per test, and an endpoint and bucket of its own."""
+    from narrate.endpoints import reset_endpoints
     from narrate.settings import get_settings
 
+    number = next(_test_counter)
     monkeypatch.setenv("NARRATE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("NARRATE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("NARRATE_RENDERS_DIR", str(tmp_path / "renders"))
     monkeypatch.setenv("NARRATE_RETRY_BASE_SECONDS", "0")
+    monkeypatch.setenv("NARRATE_ENDPOINT_NAME", f"narrate-test-{number}")
+    monkeypatch.setenv("NARRATE_BUCKET", f"narrate-test-{number}")
+    monkeypatch.setenv("NARRATE_WAKE_DEADLINE_SECONDS", "60")
+    monkeypatch.setenv("NARRATE_OUTPUT_DEADLINE_SECONDS", "60")
     get_settings.cache_clear()
+    reset_endpoints()
     yield tmp_path
     get_settings.cache_clear()
+    reset_endpoints()
 
 
 def write_script(folder: Path, body: str, name: str = "script.yaml") -> Path:

@@ -28,12 +28,13 @@ def test_voice_engine_override_that_needs_more_settings_is_refused(
     assert "needs settings of its own" in capsys.readouterr().err
 
 
-@pytest.mark.usefixtures("prefect_server")
+@pytest.mark.usefixtures("prefect_server", "embedded_aws")
 def test_render_prints_where_the_files_are(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     script = Path(shutil.copy(EXAMPLES / "demo.yaml", tmp_path / "demo.yaml"))
     out = tmp_path / "out"
-    assert main(["render", str(script), "--out", str(out)]) == 0
+    assert main(["render", str(script), "--out", str(out), "--aws", "local"]) == 0
     err = capsys.readouterr().err
     assert str(out / "narration.wav") in err and "8 synthesised" in err
+    assert "stages: ensure" in err and "GPU-seconds held" in err
     assert main(["render", str(script), "--out", str(out)]) == 0
     assert "8 cached, 0 synthesised" in capsys.readouterr().err

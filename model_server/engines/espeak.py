@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 from importlib.metadata import version
+from pathlib import Path
 
 import espeakng_loader
 import numpy as np
@@ -144,7 +145,11 @@ class _Zygote:
     def _start(self) -> subprocess.Popen[bytes]:
         if self._process is None or self._process.poll() is not None:
             command = [sys.executable, "-m", "model_server.engines.espeak"]
-            self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            package_parent = str(Path(__file__).resolve().parents[2])  # found wherever we are installed
+            env = os.environ | {
+                "PYTHONPATH": os.pathsep.join([package_parent, os.environ.get("PYTHONPATH", "")])
+            }
+            self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         return self._process
 
     def speak(self, request: dict[str, object]) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Endpoints serve synthesis requests behind one interface, so the flow never knows which one runs.
 
-``local`` runs the container handler in-process; the SageMaker endpoint implements the same
-interface. Tests and plugins add endpoints with :func:`register_endpoint`.
+``sagemaker`` drives an Amazon SageMaker async endpoint (real AWS, or the embedded AWS of local
+mode); ``inprocess`` runs the container handler in this process. Tests and plugins add endpoints
+with :func:`register_endpoint`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,15 @@ class Submission:
     failure_location: str
 
 
+@dataclass(frozen=True)
+class Usage:
+    """Instance time one render held, from its wake to its release."""
+
+    gpu_seconds: float
+    cost_usd: float
+    released: bool
+
+
 class Endpoint(Protocol):
     name: str
 
@@ -41,18 +51,22 @@ class Endpoint(Protocol):
         """Create whatever is missing (idempotent); returns a description for logs."""
         ...
 
-    def wake(self, deadline_seconds: float) -> None:
-        """Have capacity to serve before the deadline, or raise TransientSynthesisError."""
+    def wake(self, deadline_seconds: float, holder: str) -> None:
+        """Have capacity before the deadline (held for ``holder``) or raise EndpointError."""
         ...
 
-    def submit(self, job: SynthesisJob) -> Submission: ...
+    def stage(self, job: SynthesisJob) -> str:
+        """Store the request payload where the endpoint reads it; needs no instance."""
+        ...
+
+    def submit(self, job: SynthesisJob, input_location: str) -> Submission: ...
 
     def fetch(self, submission: Submission, deadline_seconds: float) -> bytes:
         """The output body; raises SegmentRejected (final) or TransientSynthesisError."""
         ...
 
-    def scale_down(self) -> None:
-        """Release paid capacity now; safe to call at any time, any number of times."""
+    def scale_down(self, holder: str) -> Usage:
+        """Release ``holder``'s claim; release the instances unless another holder still needs them."""
         ...
 
 
@@ -67,6 +81,12 @@ def register_endpoint(name: str, factory: Callable[[], Endpoint]) -> None:
         _instances.pop(name, None)
 
 
+def reset_endpoints() -> None:
+    """Forget built endpoints (they are rebuilt from current settings on next use)."""
+    with _lock:
+        _instances.clear()
+
+
 def get_endpoint(name: str) -> Endpoint:
     """The process-wide instance of a named endpoint (a loaded model is kept between renders)."""
     with _lock:
@@ -77,11 +97,19 @@ def get_endpoint(name: str) -> Endpoint:
         return _instances[name]
 
 
-def _local() -> Endpoint:
-    from narrate.endpoints.local import LocalEndpoint
+def _inprocess() -> Endpoint:
+    from narrate.endpoints.inprocess import InProcessEndpoint
     from narrate.settings import get_settings
 
-    return LocalEndpoint(get_settings().state_dir / "local-endpoint")
+    return InProcessEndpoint(get_settings().state_dir / "inprocess-endpoint")
 
 
-register_endpoint("local", _local)
+def _sagemaker() -> Endpoint:
+    from narrate.endpoints.sagemaker import SageMakerEndpoint
+    from narrate.settings import get_settings
+
+    return SageMakerEndpoint(get_settings())
+
+
+register_endpoint("inprocess", _inprocess)
+register_endpoint("sagemaker", _sagemaker)

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import boto3
 import numpy as np
 import pytest
 import soundfile as sf
 
 from flows.render_narration import render_narration
-from narrate.endpoints import Submission, SynthesisJob, register_endpoint
-from narrate.endpoints.local import LocalEndpoint
-from narrate.errors import RenderFailed, ScriptError, TransientSynthesisError
+from narrate.errors import RenderFailed, ScriptError
+from narrate.localaws import LocalAws
 from narrate.manifest import RenderManifest
+from narrate.settings import get_settings
 from tests.conftest import EXAMPLES
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = pytest.mark.usefixtures("prefect_server", "embedded_aws")
 
 
 def render(script: Path, out: Path, **kwargs: Any) -> dict[str, Any]:
@@ -59,6 +62,8 @@ def test_rerun_synthesises_nothing_and_an_edit_only_itself(demo: Path, tmp_path:
     render(demo, tmp_path / "first")
     again = render(demo, tmp_path / "again")
     assert (again["synthesised"], again["cached"]) == (0, 8)
+    stages = RenderManifest.load(tmp_path / "again" / "manifest.json").stage_seconds
+    assert set(stages) == {"assemble"}  # all cached: no ensure, no wake, no GPU
     timeline = json.loads((tmp_path / "again" / "timeline.json").read_text())
     assert all(s["cache_hit"] for s in timeline["segments"])
     first_wav = (tmp_path / "first" / "narration.wav").read_bytes()
@@ -98,30 +103,67 @@ def test_flow_fails_on_a_failed_segment_and_keeps_the_rest(tmp_path: Path) -> No
     assert statuses == {"good-1": "done", "silent": "failed", "good-2": "done"}
     assert manifest.segment("silent").attempts == 1  # a refusal is final: not retried
     assert manifest.state == "failed" and not (out / "narration.wav").exists()
+    assert "scale down" in manifest.stage_seconds
+    assert endpoint_instances() == (0, 0)  # released after the failure too
 
     script.write_text(FAILING.replace('"..."', "Now it speaks."))
     fixed = render(script, out)
     assert (fixed["synthesised"], fixed["cached"]) == (1, 2)
 
 
-class FlakyEndpoint(LocalEndpoint):
-    """Throttled on its first submit, like a busy endpoint."""
+def endpoint_instances() -> tuple[int, int]:
+    """(desired, current) instances of this test's endpoint, once the emulator has caught up."""
+    client = boto3.client("sagemaker")
+    name = get_settings().endpoint_name
+    for _ in range(50):
+        variant = client.describe_endpoint(EndpointName=name)["ProductionVariants"][0]
+        counts = (variant.get("DesiredInstanceCount", 0), variant.get("CurrentInstanceCount", 0))
+        if counts == (0, 0):
+            break
+        time.sleep(0.1)
+    return counts
 
-    submits = 0
 
-    def submit(self, job: SynthesisJob) -> Submission:
-        FlakyEndpoint.submits += 1
-        if FlakyEndpoint.submits == 1:
-            raise TransientSynthesisError("ThrottlingException: rate exceeded")
-        return super().submit(job)
+def test_two_concurrent_renders_both_finish_and_the_endpoint_ends_at_zero(tmp_path: Path) -> None:
+    short = tmp_path / "short.yaml"
+    short.write_text(FAILING.replace('"..."', "Short one."))
+    long = tmp_path / "long.yaml"
+    long.write_text(Path(EXAMPLES / "demo.yaml").read_text())
+    results: dict[str, Any] = {}
+
+    def run(name: str, script: Path) -> None:
+        results[name] = render_narration(script=str(script), out_dir=str(tmp_path / name), return_state=True)
+
+    threads = [threading.Thread(target=run, args=(n, p)) for n, p in (("short", short), ("long", long))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert all(state.is_completed() for state in results.values()), results
+    released = []
+    for name in ("short", "long"):
+        assert (tmp_path / name / "narration.wav").exists()
+        released.append(RenderManifest.load(tmp_path / name / "manifest.json").endpoint_released)
+    assert sorted(released) == [False, True]  # the first to finish left the instance to the other
+    assert endpoint_instances() == (0, 0)
 
 
-def test_transient_submit_errors_are_retried(tmp_path: Path) -> None:
-    register_endpoint("flaky", lambda: FlakyEndpoint(tmp_path / "flaky"))
+def test_a_throttled_invoke_is_retried_and_succeeds(tmp_path: Path, embedded_aws: LocalAws) -> None:
     script = tmp_path / "ok.yaml"
     script.write_text(FAILING.replace('"..."', "Fine too."))
-    result = render(script, tmp_path / "out", backend="flaky")
-    assert result["synthesised"] == 3 and FlakyEndpoint.submits == 2
+    assert embedded_aws.emulator is not None
+    embedded_aws.emulator.throttle_next_invocations(1)
+    result = render(script, tmp_path / "out")
+    assert result["synthesised"] == 3
+    manifest = RenderManifest.load(tmp_path / "out" / "manifest.json")
+    assert all(s.attempts == 1 for s in manifest.segments)  # retried inside submit, not re-synthesised
+
+
+def test_the_inprocess_backend_renders_without_aws(tmp_path: Path) -> None:
+    script = tmp_path / "ok.yaml"
+    script.write_text(FAILING.replace('"..."', "Fine too."))
+    result = render(script, tmp_path / "out", backend="inprocess")
+    assert result["synthesised"] == 3 and (tmp_path / "out" / "narration.wav").exists()
 
 
 def test_invalid_script_fails_before_anything_is_written(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""The container handler running in this process, behind the same request/output/failure objects
-as the SageMaker async endpoint: requests and results are files, failures are JSON error bodies."""
+"""The container handler running in this process (no AWS, no simulated instances), behind the same
+request, output and failure objects as the async endpoint: files, failures as JSON error bodies."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from model_server import inference
 from model_server.protocol import RequestError
-from narrate.endpoints import Submission, SynthesisJob
+from narrate.endpoints import Submission, SynthesisJob, Usage
 from narrate.errors import TransientSynthesisError
 from narrate.responses import failure_error
 from narrate.storage import write_bytes_atomic, write_json_atomic
@@ -20,8 +20,8 @@ from narrate.storage import write_bytes_atomic, write_json_atomic
 log = logging.getLogger("narrate.endpoint.local")
 
 
-class LocalEndpoint:
-    name = "local"
+class InProcessEndpoint:
+    name = "inprocess"
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -33,15 +33,19 @@ class LocalEndpoint:
             (self.root / folder).mkdir(parents=True, exist_ok=True)
         return {"endpoint": self.name, "root": str(self.root), "loaded": self._model is not None}
 
-    def wake(self, deadline_seconds: float) -> None:
+    def wake(self, deadline_seconds: float, holder: str = "") -> None:
         with self._lock:
             if self._model is None:
                 self._model = inference.model_fn(str(self.root))
 
-    def submit(self, job: SynthesisJob) -> Submission:
+    def stage(self, job: SynthesisJob) -> str:
         self.ensure()
-        body = json.dumps(job.payload).encode()
-        write_bytes_atomic(self.root / "requests" / f"{job.request_id}.json", body)
+        path = self.root / "requests" / f"{job.request_id}.json"
+        write_bytes_atomic(path, json.dumps(job.payload).encode())
+        return str(path)
+
+    def submit(self, job: SynthesisJob, input_location: str) -> Submission:
+        body = Path(input_location).read_bytes()
         submission = Submission(
             request_id=job.request_id,
             segment_ids=job.segment_ids,
@@ -84,9 +88,10 @@ class LocalEndpoint:
                 raise TransientSynthesisError(f"no output for {submission.request_id} before the deadline")
             time.sleep(0.05)
 
-    def scale_down(self) -> None:
+    def scale_down(self, holder: str = "") -> Usage:
         with self._lock:
             model, self._model = self._model, None
         if model is not None:
             for engine in model.engines.values():
                 engine.close()
+        return Usage(gpu_seconds=0.0, cost_usd=0.0, released=True)

@@ -1,0 +1,37 @@
+"""Choosing where AWS is: the embedded local AWS (default) or your real account."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Literal
+
+from narrate.endpoints import reset_endpoints
+from narrate.settings import Settings, get_settings
+
+
+@contextmanager
+def aws_session(mode: Literal["local", "real"] | None = None) -> Iterator[Settings]:
+    """For ``local``, start the embedded AWS for the duration and point boto3 at it."""
+    settings = get_settings()
+    mode = mode or settings.aws
+    if mode == "real":
+        from narrate.endpoints.sagemaker_setup import require_real_configuration
+
+        require_real_configuration(settings)
+        context = nullcontext()
+    else:
+        from narrate.localaws import EmulatorOptions, local_aws
+
+        options = EmulatorOptions(
+            cold_start_seconds=settings.local_cold_start_seconds,
+            time_scale=settings.local_time_scale,
+            engines=settings.engines,
+        )
+        context = local_aws(options)  # type: ignore[assignment]
+    with context:
+        reset_endpoints()  # built against this AWS, not a previous one
+        try:
+            yield settings
+        finally:
+            reset_endpoints()

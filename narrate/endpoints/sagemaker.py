@@ -1,0 +1,380 @@
+"""The SageMaker async endpoint behind the Endpoint interface, with boto3 only.
+
+Wake is immediate (MinCapacity 1), not left to the two-minute backlog alarm. Each render holds a
+lease object in S3 while it needs the instance; scale-down releases the instance only when no other
+render's lease is left, so two renders on one endpoint never cut each other off.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from narrate.endpoints import Submission, SynthesisJob, Usage
+from narrate.endpoints.sagemaker_setup import (
+    DIMENSION,
+    VARIANT,
+    EndpointSpec,
+    deregister_autoscaling,
+    describe_endpoint,
+    ensure_bucket,
+    ensure_model_and_config,
+    register_autoscaling,
+    wait_until_in_service,
+)
+from narrate.errors import ConfigError, EndpointError, SegmentRejected, TransientSynthesisError
+from narrate.log import run_logger
+from narrate.responses import failure_error
+from narrate.settings import Settings
+
+TRANSIENT_CODES = {
+    "ThrottlingException", "Throttling", "TooManyRequestsException", "ServiceUnavailable",
+    "InternalFailure", "InternalServerError", "ModelNotReadyException", "SlowDown", "RequestTimeout",
+}  # fmt: skip
+LEASE_SECONDS = 4 * 3600
+MAX_POLL_SECONDS = 1.0  # a second of latency at most; S3 GETs and describes cost next to nothing
+
+
+def split_s3(location: str) -> tuple[str, str]:
+    parsed = urlparse(location)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ValueError(f"not an s3:// location: {location!r}")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def is_transient_client_error(exc: Exception) -> bool:
+    if isinstance(exc, BotoConnectionError | ReadTimeoutError):
+        return True
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return code in TRANSIENT_CODES or status >= 500 or status == 429
+    return False
+
+
+class SageMakerEndpoint:
+    name = "sagemaker"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.spec = EndpointSpec.from_settings(settings)
+        config = Config(region_name=settings.region, retries={"mode": "standard", "max_attempts": 3})
+        self.sagemaker = boto3.client("sagemaker", config=config)
+        # invoke errors are retried by the flow with its own back-off and jitter, not by botocore
+        runtime_config = Config(region_name=settings.region, retries={"max_attempts": 1})
+        self.runtime = boto3.client("sagemaker-runtime", config=runtime_config)
+        self.s3 = boto3.client("s3", config=config)
+        self.autoscaling = boto3.client("application-autoscaling", config=config)
+        self.cloudwatch = boto3.client("cloudwatch", config=config)
+        self._woken_at: dict[str, float] = {}
+        self._launched_at: float | None = None  # set when ensure itself brought up an instance
+        self._lock = threading.Lock()
+
+    # --- ensure --------------------------------------------------------------------------------
+
+    def ensure(self) -> dict[str, Any]:
+        """Idempotent: describe first, create what is missing, roll out a changed configuration."""
+        logger, spec, created = run_logger(), self.spec, []
+        if self.settings.create_bucket and ensure_bucket(
+            self.s3, self.settings.bucket, self.settings.region, spec.kms_key_id
+        ):
+            created.append(f"bucket {self.settings.bucket}")
+        created += ensure_model_and_config(self.sagemaker, spec)
+        description = describe_endpoint(self.sagemaker, spec.endpoint_name)
+        if description is None:
+            self._launched_at = time.monotonic()
+            self.sagemaker.create_endpoint(
+                EndpointName=spec.endpoint_name, EndpointConfigName=spec.config_name
+            )
+            created.append(f"endpoint {spec.endpoint_name}")
+            logger.info("creating endpoint %s (%s)", spec.endpoint_name, spec.instance_type)
+            description = wait_until_in_service(
+                self.sagemaker, spec.endpoint_name, self.settings.wake_deadline_seconds
+            )
+        elif description["EndpointStatus"] in {"Failed", "UpdateRollbackFailed"}:
+            reason = description.get("FailureReason") or "no reason given"
+            raise EndpointError(
+                f"endpoint {spec.endpoint_name} is {description['EndpointStatus']}: {reason!r}; "
+                f"fix the cause, then `narrate endpoint down` and run again"
+            )
+        elif description["EndpointConfigName"] != spec.config_name:
+            logger.info("configuration changed: rolling %s out to %s", spec.endpoint_name, spec.config_name)
+            wait_until_in_service(self.sagemaker, spec.endpoint_name, self.settings.wake_deadline_seconds)
+            deregister_autoscaling(self.autoscaling, spec)  # AWS requires it before a type change
+            self.sagemaker.update_endpoint(
+                EndpointName=spec.endpoint_name, EndpointConfigName=spec.config_name
+            )
+            created.append(f"rollout to {spec.config_name}")
+            description = wait_until_in_service(
+                self.sagemaker, spec.endpoint_name, self.settings.wake_deadline_seconds
+            )
+        register_autoscaling(self.autoscaling, self.cloudwatch, spec)
+        variant = description["ProductionVariants"][0]
+        state = {
+            "endpoint": spec.endpoint_name,
+            "config": spec.config_name,
+            "status": description["EndpointStatus"],
+            "instances": variant.get("CurrentInstanceCount", 0),
+            "created": created,
+        }
+        logger.info("endpoint ensured: %s", state)
+        return state
+
+    def _create_endpoint(self) -> bool:
+        """Create the endpoint; False when another render created it first (then it is waited for)."""
+        try:
+            self.sagemaker.create_endpoint(
+                EndpointName=self.spec.endpoint_name, EndpointConfigName=self.spec.config_name
+            )
+        except ClientError as exc:
+            if "already existing" in exc.response["Error"].get("Message", ""):
+                return False
+            raise
+        self._launched_at = time.monotonic()
+        run_logger().info("creating endpoint %s (%s)", self.spec.endpoint_name, self.spec.instance_type)
+        return True
+
+    # --- wake ----------------------------------------------------------------------------------
+
+    def wake(self, deadline_seconds: float, holder: str) -> None:
+        """Raise MinCapacity to 1 now, then wait for an instance in service under the deadline."""
+        logger = run_logger()
+        self._write_lease(holder)
+        with self._lock:
+            launched, self._launched_at = self._launched_at, None
+            self._woken_at.setdefault(holder, launched or time.monotonic())
+        self.autoscaling.register_scalable_target(
+            ServiceNamespace="sagemaker",
+            ResourceId=self.spec.resource_id,
+            ScalableDimension=DIMENSION,
+            MinCapacity=1,
+            MaxCapacity=self.spec.max_instances,
+        )
+        started = time.monotonic()
+        deadline, last_log, delay = started + deadline_seconds, 0.0, 0.2
+        while True:
+            description = describe_endpoint(self.sagemaker, self.spec.endpoint_name)
+            if description is None:
+                raise EndpointError(f"endpoint {self.spec.endpoint_name} does not exist; run ensure first")
+            status = description["EndpointStatus"]
+            current = description["ProductionVariants"][0].get("CurrentInstanceCount") or 0
+            if status in {"Failed", "UpdateRollbackFailed"}:
+                raise EndpointError(f"endpoint {self.spec.endpoint_name} is {status}: "
+                                    f"{description.get('FailureReason') or 'no reason given'!r}")  # fmt: skip
+            if current >= 1 and status in {"InService", "Updating"}:
+                logger.info("endpoint %s awake: %d instance(s) after %.1f s", self.spec.endpoint_name,
+                            current, time.monotonic() - started)  # fmt: skip
+                return
+            now = time.monotonic()
+            if now >= deadline:
+                raise EndpointError(
+                    f"endpoint {self.spec.endpoint_name} has no instance after {deadline_seconds:.0f} s "
+                    f"(status {status}); queued requests stay queued and a later run completes them"
+                )
+            if now - last_log >= 5:
+                logger.info("waking %s: %s, %d instance(s), %.0f s", self.spec.endpoint_name, status,
+                            current, now - started)  # fmt: skip
+                last_log = now
+            time.sleep(delay)
+            delay = min(delay * 1.5, MAX_POLL_SECONDS)
+
+    # --- requests ------------------------------------------------------------------------------
+
+    def stage(self, job: SynthesisJob) -> str:
+        key = f"{self.settings.s3_prefix}/requests/{job.request_id}.json"
+        try:
+            self.s3.put_object(
+                Bucket=self.settings.bucket,
+                Key=key,
+                Body=json.dumps(job.payload).encode(),
+                ContentType="application/json",
+                **self.encryption(),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._classify(exc, "upload request") from None
+        return f"s3://{self.settings.bucket}/{key}"
+
+    def submit(self, job: SynthesisJob, input_location: str) -> Submission:
+        try:
+            response = self.runtime.invoke_endpoint_async(
+                EndpointName=self.spec.endpoint_name,
+                InputLocation=input_location,
+                ContentType="application/json",
+                Accept="application/json",
+                InferenceId=job.request_id,
+                InvocationTimeoutSeconds=self.settings.invocation_timeout_seconds,
+                RequestTTLSeconds=self.settings.request_ttl_seconds,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._classify(exc, "invoke") from None
+        return Submission(
+            request_id=job.request_id,
+            segment_ids=job.segment_ids,
+            output_location=response["OutputLocation"],
+            failure_location=response.get("FailureLocation", ""),
+        )
+
+    def fetch(self, submission: Submission, deadline_seconds: float) -> bytes:
+        """Poll the returned output and failure locations with back-off until one exists."""
+        deadline = time.monotonic() + deadline_seconds
+        delay = 0.1
+        while True:
+            body = self._read_if_exists(submission.output_location)
+            if body is not None:
+                return body
+            if submission.failure_location:
+                failure = self._read_if_exists(submission.failure_location)
+                if failure is not None:
+                    raise failure_error(failure)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TransientSynthesisError(
+                    f"no output for request {submission.request_id} within {deadline_seconds:.0f} s"
+                )
+            time.sleep(min(delay * random.uniform(0.8, 1.2), remaining))
+            delay = min(delay * 1.5, MAX_POLL_SECONDS)
+
+    def _read_if_exists(self, location: str) -> bytes | None:
+        bucket, key = split_s3(location)
+        try:
+            return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in {"NoSuchKey", "404", "NotFound"}:
+                return None
+            raise self._classify(exc, "read output") from None
+
+    # --- scale down ----------------------------------------------------------------------------
+
+    def scale_down(self, holder: str) -> Usage:
+        """Release the instance now (MinCapacity 0, DesiredInstanceCount 0) unless another render
+        still holds a lease on it."""
+        logger = run_logger()
+        self._delete_lease(holder)
+        with self._lock:
+            woken_at = self._woken_at.pop(holder, None)
+        others = self._active_leases()
+        if others:
+            logger.info("endpoint %s stays up: %d other render(s) still need it", self.spec.endpoint_name,
+                        len(others))  # fmt: skip
+            return self._usage(woken_at, released=False)
+        description = describe_endpoint(self.sagemaker, self.spec.endpoint_name)
+        if description is None:
+            return self._usage(woken_at, released=True)
+        self.autoscaling.register_scalable_target(
+            ServiceNamespace="sagemaker",
+            ResourceId=self.spec.resource_id,
+            ScalableDimension=DIMENSION,
+            MinCapacity=0,
+            MaxCapacity=self.spec.max_instances,
+        )
+        desired = description["ProductionVariants"][0].get("DesiredInstanceCount")
+        if desired:
+            self._set_desired_count(0)
+        usage = self._usage(woken_at, released=True)
+        logger.info("endpoint %s scaled to 0: %.1f GPU-seconds held, $%.4f", self.spec.endpoint_name,
+                    usage.gpu_seconds, usage.cost_usd)  # fmt: skip
+        return usage
+
+    def status(self) -> dict[str, Any]:
+        description = describe_endpoint(self.sagemaker, self.spec.endpoint_name)
+        if description is None:
+            return {"endpoint": self.spec.endpoint_name, "status": "absent"}
+        variant = description["ProductionVariants"][0]
+        return {
+            "endpoint": self.spec.endpoint_name,
+            "status": description["EndpointStatus"],
+            "config": description["EndpointConfigName"],
+            "current_instances": variant.get("CurrentInstanceCount", 0),
+            "desired_instances": variant.get("DesiredInstanceCount", 0),
+            "renders_holding_it": len(self._active_leases()),
+        }
+
+    def delete(self) -> dict[str, Any]:
+        """Remove the endpoint, its autoscaling and alarm (model and configs stay, they cost nothing)."""
+        deregister_autoscaling(self.autoscaling, self.spec)
+        self.cloudwatch.delete_alarms(AlarmNames=[f"{self.spec.endpoint_name}-HasBacklogWithoutCapacity"])
+        if describe_endpoint(self.sagemaker, self.spec.endpoint_name) is not None:
+            self.sagemaker.delete_endpoint(EndpointName=self.spec.endpoint_name)
+        return {"endpoint": self.spec.endpoint_name, "status": "deleted"}
+
+    def sleep(self) -> None:
+        """Release the instance whatever any lease says (the `narrate endpoint sleep` command)."""
+        for key in self._lease_keys():
+            self.s3.delete_object(Bucket=self.settings.bucket, Key=key)
+        self.scale_down("manual")
+
+    def _set_desired_count(self, count: int) -> None:
+        for attempt in range(20):  # refused while the endpoint is mid-update: wait and retry
+            try:
+                self.sagemaker.update_endpoint_weights_and_capacities(
+                    EndpointName=self.spec.endpoint_name,
+                    DesiredWeightsAndCapacities=[{"VariantName": VARIANT, "DesiredInstanceCount": count}],
+                )
+                return
+            except ClientError as exc:
+                if "Updating" not in exc.response["Error"].get("Message", "") or attempt == 19:
+                    raise
+                time.sleep(min(0.5 * 2**attempt, 10))
+
+    def _usage(self, woken_at: float | None, released: bool) -> Usage:
+        seconds = 0.0 if woken_at is None else time.monotonic() - woken_at
+        return Usage(round(seconds, 2), round(seconds / 3600 * self.settings.hourly_price_usd, 6), released)
+
+    # --- leases --------------------------------------------------------------------------------
+
+    def _lease_prefix(self) -> str:
+        return f"{self.settings.s3_prefix}/leases/{self.spec.endpoint_name}/"
+
+    def _write_lease(self, holder: str) -> None:
+        expires = time.time() + LEASE_SECONDS
+        body = {"holder": holder, "expires_at": expires, "since": datetime.now(UTC).isoformat()}
+        self.s3.put_object(
+            Bucket=self.settings.bucket,
+            Key=self._lease_prefix() + f"{holder}.json",
+            Body=json.dumps(body).encode(),
+            **self.encryption(),
+        )
+
+    def _delete_lease(self, holder: str) -> None:
+        self.s3.delete_object(Bucket=self.settings.bucket, Key=self._lease_prefix() + f"{holder}.json")
+
+    def _lease_keys(self) -> list[str]:
+        listing = self.s3.list_objects_v2(Bucket=self.settings.bucket, Prefix=self._lease_prefix())
+        return [item["Key"] for item in listing.get("Contents", [])]
+
+    def _active_leases(self) -> list[str]:
+        active = []
+        for key in self._lease_keys():
+            try:
+                lease = json.loads(self.s3.get_object(Bucket=self.settings.bucket, Key=key)["Body"].read())
+            except (ClientError, ValueError):
+                continue
+            if float(lease.get("expires_at", 0)) > time.time():
+                active.append(key)
+        return active
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def encryption(self) -> dict[str, str]:
+        if self.spec.kms_key_id:
+            return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.spec.kms_key_id}
+        return {"ServerSideEncryption": "AES256"}
+
+    def _classify(self, exc: Exception, action: str) -> Exception:
+        code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+        message = f"{action} failed: {code or exc.__class__.__name__}: {str(exc)[:200]}"
+        if is_transient_client_error(exc) or not isinstance(exc, ClientError):
+            return TransientSynthesisError(message)
+        if code in {"AccessDenied", "AccessDeniedException", "UnrecognizedClientException"}:
+            return ConfigError(message)
+        return SegmentRejected(message)

@@ -1,0 +1,304 @@
+"""Ensure a SageMaker async endpoint exists as configured: bucket, model, endpoint config, endpoint,
+and the autoscaling that lets it sit at zero instances and wake for a single request.
+
+Every call is one plain boto3 call that works unchanged against real AWS. Model and endpoint-config
+names carry a short hash of the configuration, so "did the configuration change?" is a name compare.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from narrate.errors import ConfigError, EndpointError
+from narrate.log import run_logger
+from narrate.settings import Settings
+
+VARIANT = "AllTraffic"
+DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+CONTAINER_ENVIRONMENT = {
+    "SAGEMAKER_PROGRAM": "inference.py",
+    "SAGEMAKER_MODEL_SERVER_TIMEOUT": "3600",
+    "MMS_DEFAULT_RESPONSE_TIMEOUT": "900",
+    "MMS_MAX_REQUEST_SIZE": "2000000000",
+    "MMS_MAX_RESPONSE_SIZE": "2000000000",
+    "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+}
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """Everything that defines the deployed endpoint; its hash names the model and config."""
+
+    endpoint_name: str
+    image_uri: str
+    model_data_url: str
+    role_arn: str
+    instance_type: str
+    max_instances: int
+    max_concurrent_invocations: int
+    engines: str
+    output_path: str
+    failure_path: str
+    success_topic_arn: str | None
+    error_topic_arn: str | None
+    kms_key_id: str | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EndpointSpec:
+        base = f"s3://{settings.bucket}/{settings.s3_prefix}"
+        return cls(
+            endpoint_name=settings.endpoint_name,
+            image_uri=settings.image_uri,
+            model_data_url=settings.model_data,
+            role_arn=settings.role_arn,
+            instance_type=settings.instance_type,
+            max_instances=settings.max_instances,
+            max_concurrent_invocations=settings.max_concurrent_invocations,
+            engines=settings.engines,
+            output_path=f"{base}/async-outputs",
+            failure_path=f"{base}/async-failures",
+            success_topic_arn=settings.success_topic_arn,
+            error_topic_arn=settings.error_topic_arn,
+            kms_key_id=settings.kms_key_id,
+        )
+
+    @property
+    def config_hash(self) -> str:
+        fields = {k: v for k, v in asdict(self).items() if k not in {"endpoint_name", "max_instances"}}
+        canonical = json.dumps(fields, sort_keys=True).encode()
+        return hashlib.sha256(canonical).hexdigest()[:8]
+
+    @property
+    def model_name(self) -> str:
+        return f"{self.endpoint_name}-{self.config_hash}"
+
+    @property
+    def config_name(self) -> str:
+        return f"{self.endpoint_name}-{self.config_hash}"
+
+    @property
+    def resource_id(self) -> str:
+        return f"endpoint/{self.endpoint_name}/variant/{VARIANT}"
+
+
+def ensure_bucket(s3: Any, bucket: str, region: str, kms_key_id: str | None) -> bool:
+    """Create the bucket if missing: public access blocked, default encryption. True if created."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return False
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in {"404", "NoSuchBucket", "NotFound"}:
+            raise
+    kwargs: dict[str, Any] = {"Bucket": bucket}
+    if region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    s3.create_bucket(**kwargs)
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    rule: dict[str, Any] = (
+        {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": kms_key_id}
+        if kms_key_id
+        else {"SSEAlgorithm": "AES256"}
+    )
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": rule}]},
+    )
+    return True
+
+
+def describe_endpoint(sagemaker: Any, name: str) -> dict[str, Any] | None:
+    try:
+        return sagemaker.describe_endpoint(EndpointName=name)
+    except ClientError as exc:
+        if "Could not find endpoint" in exc.response["Error"].get("Message", ""):
+            return None
+        raise
+
+
+def _exists(call: Any, **kwargs: Any) -> bool:
+    try:
+        call(**kwargs)
+        return True
+    except ClientError as exc:
+        if "Could not find" in exc.response["Error"].get("Message", ""):
+            return False
+        raise
+
+
+def _created(call: Any, **kwargs: Any) -> bool:
+    """Create, tolerating a concurrent render that created the same name a moment earlier."""
+    try:
+        call(**kwargs)
+        return True
+    except ClientError as exc:
+        if "already existing" in exc.response["Error"].get("Message", ""):
+            return False
+        raise
+
+
+def ensure_model_and_config(sagemaker: Any, spec: EndpointSpec) -> list[str]:
+    """Create the model and endpoint config of this spec if missing; returns what was created."""
+    created = []
+    if not _exists(sagemaker.describe_model, ModelName=spec.model_name) and _created(
+        sagemaker.create_model,
+        ModelName=spec.model_name,
+        ExecutionRoleArn=spec.role_arn,
+        PrimaryContainer={
+            "Image": spec.image_uri,
+            "ModelDataUrl": spec.model_data_url,
+            "Environment": CONTAINER_ENVIRONMENT | {"NARRATE_ENGINES": spec.engines},
+        },
+    ):
+        created.append(f"model {spec.model_name}")
+    if not _exists(sagemaker.describe_endpoint_config, EndpointConfigName=spec.config_name):
+        output: dict[str, Any] = {"S3OutputPath": spec.output_path, "S3FailurePath": spec.failure_path}
+        topics = {"SuccessTopic": spec.success_topic_arn, "ErrorTopic": spec.error_topic_arn}
+        if any(topics.values()):
+            output["NotificationConfig"] = {k: v for k, v in topics.items() if v}
+        if spec.kms_key_id:
+            output["KmsKeyId"] = spec.kms_key_id
+        if not _created(
+            sagemaker.create_endpoint_config,
+            EndpointConfigName=spec.config_name,
+            ProductionVariants=[
+                {
+                    "VariantName": VARIANT,
+                    "ModelName": spec.model_name,
+                    "InstanceType": spec.instance_type,
+                    "InitialInstanceCount": 1,
+                    "ContainerStartupHealthCheckTimeoutInSeconds": 1800,
+                    "ModelDataDownloadTimeoutInSeconds": 1800,
+                }
+            ],
+            AsyncInferenceConfig={
+                "OutputConfig": output,
+                "ClientConfig": {"MaxConcurrentInvocationsPerInstance": spec.max_concurrent_invocations},
+            },
+        ):
+            return created
+        created.append(f"endpoint config {spec.config_name}")
+    return created
+
+
+def wait_until_in_service(sagemaker: Any, name: str, deadline_seconds: float) -> dict[str, Any]:
+    """Poll until InService; a Failed endpoint raises with its FailureReason quoted."""
+    deadline = time.monotonic() + deadline_seconds
+    logger, last_log, delay = run_logger(), 0.0, 0.2
+    while True:
+        description = describe_endpoint(sagemaker, name)
+        if description is None:
+            raise EndpointError(f"endpoint {name} disappeared while waiting for it")
+        status = description["EndpointStatus"]
+        if status == "InService":
+            return description
+        if status in {"Failed", "UpdateRollbackFailed"}:
+            reason = description.get("FailureReason") or "no reason given"
+            raise EndpointError(f"endpoint {name} is {status}: {reason!r}")
+        now = time.monotonic()
+        if now >= deadline:
+            raise EndpointError(f"endpoint {name} still {status} after {deadline_seconds:.0f} s")
+        if now - last_log >= 5:
+            logger.info("endpoint %s is %s; waiting", name, status)
+            last_log = now
+        time.sleep(delay)
+        delay = min(delay * 1.5, 2.0)
+
+
+def register_autoscaling(autoscaling: Any, cloudwatch: Any, spec: EndpointSpec) -> None:
+    """Scale to zero when idle; wake for a single request even if no flow is there to wake it.
+
+    Target tracking on the backlog per instance scales out and in, but it alone never wakes an
+    endpoint at zero (a backlog of 1 never exceeds the target), so a step policy fired by an alarm
+    on HasBacklogWithoutCapacity adds the first instance.
+    """
+    current = autoscaling.describe_scalable_targets(
+        ServiceNamespace="sagemaker", ResourceIds=[spec.resource_id]
+    )
+    targets = current["ScalableTargets"]
+    min_capacity = int(targets[0]["MinCapacity"]) if targets else 0  # keep a running render's wake
+    if not targets or int(targets[0]["MaxCapacity"]) != spec.max_instances:
+        autoscaling.register_scalable_target(
+            ServiceNamespace="sagemaker",
+            ResourceId=spec.resource_id,
+            ScalableDimension=DIMENSION,
+            MinCapacity=min(min_capacity, spec.max_instances),
+            MaxCapacity=spec.max_instances,
+        )
+    common = {"ServiceNamespace": "sagemaker", "ResourceId": spec.resource_id, "ScalableDimension": DIMENSION}
+    autoscaling.put_scaling_policy(
+        PolicyName=f"{spec.endpoint_name}-backlog-per-instance",
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": float(spec.max_concurrent_invocations),
+            "CustomizedMetricSpecification": {
+                "MetricName": "ApproximateBacklogSizePerInstance",
+                "Namespace": "AWS/SageMaker",
+                "Dimensions": [{"Name": "EndpointName", "Value": spec.endpoint_name}],
+                "Statistic": "Average",
+            },
+            "ScaleInCooldown": 300,
+            "ScaleOutCooldown": 60,
+        },
+        **common,
+    )
+    step = autoscaling.put_scaling_policy(
+        PolicyName=f"{spec.endpoint_name}-HasBacklogWithoutCapacity-ScalingPolicy",
+        PolicyType="StepScaling",
+        StepScalingPolicyConfiguration={
+            "AdjustmentType": "ChangeInCapacity",
+            "MetricAggregationType": "Average",
+            "Cooldown": 300,
+            "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}],
+        },
+        **common,
+    )
+    cloudwatch.put_metric_alarm(
+        AlarmName=f"{spec.endpoint_name}-HasBacklogWithoutCapacity",
+        MetricName="HasBacklogWithoutCapacity",
+        Namespace="AWS/SageMaker",
+        Dimensions=[{"Name": "EndpointName", "Value": spec.endpoint_name}],
+        Statistic="Average",
+        Period=60,
+        EvaluationPeriods=2,
+        DatapointsToAlarm=2,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        TreatMissingData="missing",
+        AlarmActions=[step["PolicyARN"]],
+    )
+
+
+def deregister_autoscaling(autoscaling: Any, spec: EndpointSpec) -> None:
+    try:
+        autoscaling.deregister_scalable_target(
+            ServiceNamespace="sagemaker", ResourceId=spec.resource_id, ScalableDimension=DIMENSION
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in {"ObjectNotFoundException", "ValidationException"}:
+            raise
+
+
+def require_real_configuration(settings: Settings) -> None:
+    """Refuse the placeholder defaults that only make sense against the embedded AWS."""
+    defaults = Settings.model_fields
+    missing = [
+        f"NARRATE_{name.upper()}"
+        for name in ("bucket", "role_arn")
+        if getattr(settings, name) == defaults[name].default
+    ]
+    if missing:
+        raise ConfigError(f"--aws real needs your own {' and '.join(missing)} (see .env.example)")

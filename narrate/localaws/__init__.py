@@ -1,0 +1,87 @@
+"""Local mode: an embedded AWS on 127.0.0.1 that behaves like the real one where narrate depends on it.
+
+A moto server provides S3, the SageMaker control plane, Application Auto Scaling, CloudWatch, SNS and
+SQS. moto runs nothing behind ``invoke_endpoint_async`` and applies capacity changes instantly, so
+:mod:`narrate.localaws.emulator` takes over the async endpoints: it queues requests, runs the real
+``model_server`` handler on simulated instances with a cold start, and applies the registered
+autoscaling rules — including the trap that target tracking alone never wakes an endpoint at zero.
+
+Production code reaches it only through boto3's standard configuration (``AWS_ENDPOINT_URL`` and
+dummy credentials from :meth:`LocalAws.environment`): it has no code path of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from narrate.localaws.emulator import AsyncEndpointEmulator, EmulatorOptions
+
+__all__ = ["AsyncEndpointEmulator", "EmulatorOptions", "LocalAws", "local_aws"]
+
+REGION = "us-east-1"
+
+
+class LocalAws:
+    """moto server + async endpoint emulator, started and stopped together."""
+
+    def __init__(self, options: EmulatorOptions | None = None) -> None:
+        self.options = options or EmulatorOptions()
+        self._server: Any = None
+        self.emulator: AsyncEndpointEmulator | None = None
+        self.url = ""
+
+    def start(self) -> LocalAws:
+        from moto.server import ThreadedMotoServer
+
+        from narrate.localaws import moto_patches
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.url = f"http://{host}:{port}"
+        self.emulator = AsyncEndpointEmulator(self.url, REGION, self.options)
+        moto_patches.install(self.emulator)
+        self.emulator.start()
+        return self
+
+    def environment(self) -> dict[str, str]:
+        """What boto3 needs to talk to this AWS: standard variables only, dummy credentials."""
+        return {
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+        }
+
+    def stop(self) -> None:
+        from narrate.localaws import moto_patches
+
+        if self.emulator is not None:
+            self.emulator.stop()
+            moto_patches.uninstall(self.emulator)
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+@contextmanager
+def local_aws(options: EmulatorOptions | None = None) -> Iterator[LocalAws]:
+    """Start the embedded AWS and point this process's boto3 at it for the duration."""
+    aws = LocalAws(options).start()
+    saved = {key: os.environ.get(key) for key in aws.environment()}
+    os.environ.update(aws.environment())
+    try:
+        yield aws
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        aws.stop()

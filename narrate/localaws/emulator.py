@@ -1,0 +1,535 @@
+"""The local async endpoint: SageMaker's async inference reproduced where narrate depends on it.
+
+For each endpoint created in the embedded AWS it keeps simulated instances and a request queue, and
+every tick (a tenth of a second) it:
+
+1. applies the registered autoscaling rules, read through the public Application Auto Scaling and
+   CloudWatch APIs: MinCapacity/MaxCapacity bounds; the ``HasBacklogWithoutCapacity`` alarm fires
+   its step policy after the alarm's evaluation periods; target tracking on
+   ``ApproximateBacklogSizePerInstance`` scales out only from a running instance (so alone it never
+   wakes an endpoint at zero) and scales in after its cooldown;
+2. launches instances up to the desired count (each is in service after the cold start: launch plus
+   ``model_fn``) and retires idle ones above it;
+3. dispatches queued requests to free slots (``MaxConcurrentInvocationsPerInstance`` per instance),
+   expires those past ``RequestTTLSeconds``, and runs the real ``model_server`` handler, writing the
+   output or failure object to the endpoint configuration's S3 paths and notifying SNS.
+
+Autoscaling periods and cooldowns are multiplied by ``time_scale`` so tests can run them in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+
+log = logging.getLogger("narrate.localaws")
+
+VARIANT = "AllTraffic"
+DEFAULT_TTL_SECONDS = 21600
+DEFAULT_INVOCATION_TIMEOUT_SECONDS = 900
+
+
+class ThrottledError(Exception):
+    """Answered as HTTP 400 ThrottlingException, as SageMaker does when invocations are throttled."""
+
+
+@dataclass(frozen=True)
+class EmulatorOptions:
+    cold_start_seconds: float = 3.0  # instance launch + model load
+    time_scale: float = 1.0  # multiplies alarm periods, cooldowns, request TTLs and invocation timeouts
+    invocation_seconds: float = 0.0  # simulated accelerator time added to every invocation
+    tick_seconds: float = 0.1
+    engines: str = "dev"  # what model_fn loads on each simulated instance
+
+
+@dataclass(frozen=True)
+class AutoscalingRules:
+    target: dict[str, Any] | None
+    policies: list[dict[str, Any]]
+    alarms: list[dict[str, Any]]
+
+
+@dataclass
+class SimRequest:
+    inference_id: str
+    input_location: str
+    content_type: str
+    accept: str
+    output_location: str
+    failure_location: str
+    enqueued_at: float
+    ttl_seconds: float
+    invocation_timeout_seconds: float
+
+
+@dataclass
+class SimInstance:
+    instance_id: str
+    launched_at: float
+    ready_at: float
+    model: Any = None
+    busy: int = 0
+    retiring: bool = False
+
+    def in_service(self, now: float) -> bool:
+        return self.model is not None and now >= self.ready_at
+
+
+@dataclass
+class SimEndpoint:
+    name: str
+    moto_endpoint: Any
+    backend: Any
+    instances: list[SimInstance] = field(default_factory=list)
+    queue: deque[SimRequest] = field(default_factory=deque)
+    in_flight: int = 0
+    created: bool = True  # still creating its first instance
+    backlog_without_capacity_since: float | None = None
+    idle_since: float | None = None
+    last_step_scaling: float = -1e9
+    last_scale_out: float = -1e9
+
+    @property
+    def variant(self) -> dict[str, Any]:
+        return self.moto_endpoint.production_variants[0]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.backend.describe_endpoint_config(self.moto_endpoint.endpoint_config_name)
+
+
+class AsyncEndpointEmulator:
+    def __init__(self, aws_url: str, region: str, options: EmulatorOptions) -> None:
+        self.options = options
+        self._clients = {
+            name: boto3.client(
+                name,
+                endpoint_url=aws_url,
+                region_name=region,
+                aws_access_key_id="local",
+                aws_secret_access_key="local",
+            )
+            for name in ("s3", "application-autoscaling", "cloudwatch", "sns")
+        }
+        self._endpoints: dict[str, SimEndpoint] = {}
+        self._throttle_remaining = 0
+        self._capacity_withheld = False
+        self._lock = threading.RLock()
+        self.lock = self._lock  # held by moto's request threads while they change endpoint state
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="local-async-endpoint", daemon=True)
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sim-instance")
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=10)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for endpoint in self._endpoints.values():
+            for instance in endpoint.instances:
+                self._release_model(instance)
+
+    def wake_up(self) -> None:
+        self._wake.set()
+
+    # --- hooks called from moto's request threads ---------------------------------------------
+
+    def on_endpoint_created(self, moto_endpoint: Any, backend: Any) -> None:
+        with self._lock:
+            variant = moto_endpoint.production_variants[0]
+            variant["CurrentInstanceCount"] = 0
+            moto_endpoint.endpoint_status = "Creating"
+            self._endpoints[moto_endpoint.endpoint_name] = SimEndpoint(
+                moto_endpoint.endpoint_name, moto_endpoint, backend
+            )
+        self.wake_up()
+
+    def update_endpoint(self, backend: Any, endpoint_name: str, config_name: str) -> str:
+        from moto.sagemaker.models import ValidationError
+
+        autoscaled = self._scalable_target(endpoint_name) is not None
+        with self._lock:
+            endpoint = self._endpoints.get(endpoint_name)
+            if endpoint is None:
+                raise ValidationError(message=f"Could not find endpoint '{endpoint_name}'.")
+            try:
+                new_config = backend.describe_endpoint_config(config_name)
+            except KeyError:
+                raise ValidationError(
+                    message=f"Could not find endpoint configuration '{config_name}'."
+                ) from None
+            old_type = endpoint.config["ProductionVariants"][0].get("InstanceType")
+            new_type = new_config["ProductionVariants"][0].get("InstanceType")
+            if old_type != new_type and autoscaled:
+                raise ValidationError(
+                    message="The variant(s) [AllTraffic] must be deregistered as scalable targets with "
+                    "AWS Application Auto Scaling before they can be removed or have their instance "
+                    "type updated."
+                )
+            endpoint.moto_endpoint.endpoint_config_name = config_name
+            endpoint.moto_endpoint.endpoint_status = "Updating"
+            for instance in endpoint.instances:  # blue/green: new instances replace the old ones
+                instance.retiring = True
+        self.wake_up()
+        return str(endpoint.moto_endpoint.arn)
+
+    def withhold_capacity(self, withhold: bool) -> None:
+        """Fault injection: no instance launches (as when the region has no capacity of the type)."""
+        with self._lock:
+            self._capacity_withheld = withhold
+        self.wake_up()
+
+    def throttle_next_invocations(self, count: int) -> None:
+        """Fault injection: answer the next ``count`` invocations with ThrottlingException."""
+        with self._lock:
+            self._throttle_remaining = count
+
+    def enqueue(self, endpoint_name: str, headers: dict[str, str]) -> dict[str, str]:
+        with self._lock:
+            if self._throttle_remaining > 0:
+                self._throttle_remaining -= 1
+                raise ThrottledError("Rate exceeded")
+            endpoint = self._endpoints.get(endpoint_name)
+            if endpoint is None:
+                raise LookupError(f"Endpoint {endpoint_name} of account 123456789012 not found.")
+            output = endpoint.config.get("AsyncInferenceConfig", {}).get("OutputConfig", {})
+            request_uuid = str(uuid.uuid4())
+            request = SimRequest(
+                inference_id=headers.get("x-amzn-sagemaker-inference-id") or request_uuid,
+                input_location=headers["x-amzn-sagemaker-inputlocation"],
+                content_type=headers.get("x-amzn-sagemaker-content-type")
+                or headers.get("content-type", "application/json"),
+                accept=headers.get("x-amzn-sagemaker-accept") or headers.get("accept") or "application/json",
+                output_location=f"{output['S3OutputPath'].rstrip('/')}/{request_uuid}.out",
+                failure_location=f"{output.get('S3FailurePath', output['S3OutputPath']).rstrip('/')}"
+                f"/{request_uuid}-error.out",
+                enqueued_at=time.monotonic(),
+                ttl_seconds=self._scaled_header(headers, "requestttlseconds", DEFAULT_TTL_SECONDS),
+                invocation_timeout_seconds=self._scaled_header(
+                    headers, "invocationtimeoutseconds", DEFAULT_INVOCATION_TIMEOUT_SECONDS
+                ),
+            )
+            endpoint.queue.append(request)
+        self.wake_up()
+        return {
+            "InferenceId": request.inference_id,
+            "OutputLocation": request.output_location,
+            "FailureLocation": request.failure_location,
+        }
+
+    def _scaled_header(self, headers: dict[str, str], name: str, default: float) -> float:
+        return self.options.time_scale * float(headers.get(f"x-amzn-sagemaker-{name}") or default)
+
+    def inspect(self, endpoint_name: str) -> dict[str, int]:
+        """What the emulator holds for an endpoint: queued and in-flight requests, instances."""
+        with self._lock:
+            endpoint = self._endpoints.get(endpoint_name)
+            if endpoint is None:
+                return {"queued": 0, "in_flight": 0, "instances": 0, "in_service": 0}
+            now = time.monotonic()
+            return {
+                "queued": len(endpoint.queue),
+                "in_flight": endpoint.in_flight,
+                "instances": len(endpoint.instances),
+                "in_service": sum(1 for i in endpoint.instances if i.in_service(now)),
+            }
+
+    # --- the control loop ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.options.tick_seconds)
+            self._wake.clear()
+            try:
+                self.tick()
+            except Exception:  # the emulator must outlive any one bad tick
+                log.exception("local async endpoint tick failed")
+
+    def tick(self) -> None:
+        with self._lock:
+            endpoints = list(self._endpoints.items())
+        for name, endpoint in endpoints:
+            rules = self._read_rules(name)  # over HTTP: never while holding the lock moto may need
+            now = time.monotonic()
+            with self._lock:
+                if endpoint.moto_endpoint is not endpoint.backend.endpoints.get(name):
+                    self._retire_all(endpoint)
+                    self._endpoints.pop(name, None)
+                    continue
+                self._autoscale(endpoint, rules, now)
+                self._fit_instances(endpoint, now)
+                self._publish_state(endpoint, now)
+                self._dispatch(endpoint, now)
+
+    def _scalable_target(self, endpoint_name: str) -> dict[str, Any] | None:
+        targets = self._clients["application-autoscaling"].describe_scalable_targets(
+            ServiceNamespace="sagemaker", ResourceIds=[f"endpoint/{endpoint_name}/variant/{VARIANT}"]
+        )["ScalableTargets"]
+        return targets[0] if targets else None
+
+    def _read_rules(self, endpoint_name: str) -> AutoscalingRules:
+        target = self._scalable_target(endpoint_name)
+        if target is None:
+            return AutoscalingRules(None, [], [])
+        policies = self._clients["application-autoscaling"].describe_scaling_policies(
+            ServiceNamespace="sagemaker", ResourceId=target["ResourceId"]
+        )["ScalingPolicies"]
+        alarms = self._clients["cloudwatch"].describe_alarms()["MetricAlarms"]
+        return AutoscalingRules(target, policies, alarms)
+
+    def _autoscale(self, endpoint: SimEndpoint, rules: AutoscalingRules, now: float) -> None:
+        variant = endpoint.variant
+        desired = int(variant.get("DesiredInstanceCount") or 0)
+        target = rules.target
+        if target is None:
+            return
+        in_service = sum(1 for i in endpoint.instances if i.in_service(now) and not i.retiring)
+        backlog = len(endpoint.queue) + endpoint.in_flight
+        scale = self.options.time_scale
+        policies = rules.policies
+        if backlog and in_service == 0 and desired == 0:
+            endpoint.backlog_without_capacity_since = endpoint.backlog_without_capacity_since or now
+        else:
+            endpoint.backlog_without_capacity_since = None
+        endpoint.idle_since = (endpoint.idle_since or now) if backlog == 0 else None
+        for policy in policies:
+            if policy["PolicyType"] == "StepScaling":
+                desired = self._step_scaling(endpoint, policy, rules.alarms, desired, now)
+            elif policy["PolicyType"] == "TargetTrackingScaling":
+                desired = self._target_tracking(endpoint, policy, desired, in_service, backlog, now, scale)
+        desired = max(int(target["MinCapacity"]), min(int(target["MaxCapacity"]), desired))
+        if desired != int(variant.get("DesiredInstanceCount") or 0):
+            log.info("autoscaling %s: desired instances %s -> %s", endpoint.name,
+                     variant.get("DesiredInstanceCount"), desired)  # fmt: skip
+            variant["DesiredInstanceCount"] = desired
+
+    def _step_scaling(
+        self,
+        endpoint: SimEndpoint,
+        policy: dict[str, Any],
+        alarms: list[dict[str, Any]],
+        desired: int,
+        now: float,
+    ) -> int:
+        """The HasBacklogWithoutCapacity alarm, after its evaluation periods, fires this policy."""
+        since = endpoint.backlog_without_capacity_since
+        if since is None:
+            return desired
+        config = policy["StepScalingPolicyConfiguration"]
+        for alarm in alarms:
+            if policy["PolicyARN"] not in alarm.get("AlarmActions", []):
+                continue
+            if alarm.get("MetricName") != "HasBacklogWithoutCapacity":
+                continue
+            periods = int(alarm.get("DatapointsToAlarm") or alarm["EvaluationPeriods"])
+            fires_after = periods * int(alarm["Period"]) * self.options.time_scale
+            cooldown = int(config.get("Cooldown", 0)) * self.options.time_scale
+            if now - since >= fires_after and now - endpoint.last_step_scaling >= cooldown:
+                endpoint.last_step_scaling = now
+                adjustment = int(config["StepAdjustments"][0]["ScalingAdjustment"])
+                log.info(
+                    "alarm %s fired: %s instance(s) += %d", alarm["AlarmName"], endpoint.name, adjustment
+                )
+                return desired + adjustment
+        return desired
+
+    def _target_tracking(
+        self,
+        endpoint: SimEndpoint,
+        policy: dict[str, Any],
+        desired: int,
+        in_service: int,
+        backlog: int,
+        now: float,
+        scale: float,
+    ) -> int:
+        config = policy["TargetTrackingScalingPolicyConfiguration"]
+        target_value = float(config["TargetValue"])
+        out_cooldown = float(config.get("ScaleOutCooldown", 0)) * scale
+        busy = in_service > 0 and backlog / in_service > target_value
+        if busy and now - endpoint.last_scale_out >= out_cooldown:
+            endpoint.last_scale_out = now
+            return desired + 1
+        scale_in_after = float(config.get("ScaleInCooldown", 0)) * scale
+        if desired > 0 and endpoint.idle_since is not None and now - endpoint.idle_since >= scale_in_after:
+            return 0
+        return desired
+
+    def _fit_instances(self, endpoint: SimEndpoint, now: float) -> None:
+        desired = int(endpoint.variant.get("DesiredInstanceCount") or 0)
+        active = [i for i in endpoint.instances if not i.retiring]
+        for _ in range(0 if self._capacity_withheld else desired - len(active)):
+            instance = SimInstance(uuid.uuid4().hex[:8], now, now + self.options.cold_start_seconds)
+            endpoint.instances.append(instance)
+            self._pool.submit(self._load_model, instance)
+            log.info("%s: launching instance %s", endpoint.name, instance.instance_id)
+        surplus = len(active) - desired
+        for instance in sorted(active, key=lambda i: (i.busy, -i.launched_at)):
+            if surplus <= 0:
+                break
+            instance.retiring, surplus = True, surplus - 1
+        replacements_ready = sum(1 for i in endpoint.instances if not i.retiring and i.in_service(now))
+        for instance in list(endpoint.instances):
+            if instance.retiring and instance.busy == 0 and (replacements_ready >= desired or desired == 0):
+                endpoint.instances.remove(instance)
+                self._release_model(instance)
+                log.info("%s: instance %s released", endpoint.name, instance.instance_id)
+
+    def _publish_state(self, endpoint: SimEndpoint, now: float) -> None:
+        """What describe_endpoint shows: instances in service, and the status they imply."""
+        variant = endpoint.variant
+        in_service = sum(1 for i in endpoint.instances if i.in_service(now) and not i.retiring)
+        serving = sum(1 for i in endpoint.instances if i.in_service(now))
+        desired = int(variant.get("DesiredInstanceCount") or 0)
+        variant["CurrentInstanceCount"] = in_service
+        if endpoint.created:
+            if in_service >= 1:
+                endpoint.created = False
+                endpoint.moto_endpoint.endpoint_status = "InService"
+            return
+        stable = in_service == desired and serving == in_service
+        endpoint.moto_endpoint.endpoint_status = "InService" if stable else "Updating"
+
+    def _dispatch(self, endpoint: SimEndpoint, now: float) -> None:
+        limit = int(
+            endpoint.config.get("AsyncInferenceConfig", {})
+            .get("ClientConfig", {})
+            .get("MaxConcurrentInvocationsPerInstance", 1)
+        )
+        while endpoint.queue:
+            request = endpoint.queue[0]
+            if now - request.enqueued_at > request.ttl_seconds:
+                endpoint.queue.popleft()
+                self._pool.submit(
+                    self._fail, endpoint, request, 400, "Request TTL expired before an instance took it."
+                )
+                continue
+            free = [i for i in endpoint.instances if i.in_service(now) and not i.retiring and i.busy < limit]
+            if not free:
+                return
+            instance = min(free, key=lambda i: i.busy)
+            endpoint.queue.popleft()
+            instance.busy += 1
+            endpoint.in_flight += 1
+            self._pool.submit(self._serve, endpoint, instance, request)
+
+    # --- what an instance does -----------------------------------------------------------------
+
+    def _load_model(self, instance: SimInstance) -> None:
+        import os
+
+        from model_server import inference
+
+        os.environ.setdefault("NARRATE_ENGINES", self.options.engines)
+        model = inference.model_fn("/opt/ml/model")
+        with self._lock:
+            instance.ready_at = max(instance.ready_at, time.monotonic())
+            instance.model = model
+        self.wake_up()
+
+    def _release_model(self, instance: SimInstance) -> None:
+        model, instance.model = instance.model, None
+        if model is not None:
+            for engine in model.engines.values():
+                engine.close()
+
+    def _retire_all(self, endpoint: SimEndpoint) -> None:
+        for instance in endpoint.instances:
+            self._release_model(instance)
+
+    def _serve(self, endpoint: SimEndpoint, instance: SimInstance, request: SimRequest) -> None:
+        from model_server import inference
+        from model_server.protocol import RequestError
+
+        done = threading.Event()
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                time.sleep(self.options.invocation_seconds)
+                body = self._get(request.input_location)
+                parsed = inference.input_fn(body, request.content_type)
+                result["output"] = inference.output_fn(
+                    inference.predict_fn(parsed, instance.model), request.accept
+                )
+            except RequestError as exc:
+                result["error"] = (400, str(exc))
+            except Exception as exc:
+                result["error"] = (500, f"{exc.__class__.__name__}: {str(exc)[:300]}")
+            finally:
+                done.set()
+
+        threading.Thread(target=run, daemon=True).start()
+        try:
+            if not done.wait(request.invocation_timeout_seconds):
+                self._fail(endpoint, request, 500, "Invocation timed out waiting for the model's response.")
+            elif "error" in result:
+                self._fail(endpoint, request, *result["error"])
+            else:
+                output = result["output"]
+                self._put(request.output_location, output.encode() if isinstance(output, str) else output)
+                self._notify(endpoint, request, success=True)
+        finally:
+            with self._lock:
+                instance.busy -= 1
+                endpoint.in_flight -= 1
+            self.wake_up()
+
+    def _fail(self, endpoint: SimEndpoint, request: SimRequest, code: int, message: str) -> None:
+        body = {"code": code, "type": "InternalServerException", "message": message}
+        self._put(request.failure_location, json.dumps(body).encode())
+        self._notify(endpoint, request, success=False, message=message)
+
+    def _notify(self, endpoint: SimEndpoint, request: SimRequest, success: bool, message: str = "") -> None:
+        notification = (
+            endpoint.config.get("AsyncInferenceConfig", {})
+            .get("OutputConfig", {})
+            .get("NotificationConfig", {})
+        )
+        topic = notification.get("SuccessTopic" if success else "ErrorTopic")
+        if not topic:
+            return
+        event = {
+            "awsRegion": "us-east-1",
+            "eventTime": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+            "receivedTime": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+            "invocationStatus": "Completed" if success else "Failed",
+            "requestParameters": {"endpointName": endpoint.name, "inputLocation": request.input_location},
+            "responseParameters": {"outputLocation": request.output_location}
+            if success
+            else {"failureLocation": request.failure_location},
+            "inferenceId": request.inference_id,
+            "failureReason": None if success else message,
+        }
+        self._clients["sns"].publish(TopicArn=topic, Message=json.dumps(event))
+
+    def _get(self, location: str) -> bytes:
+        bucket, key = _split_s3(location)
+        return self._clients["s3"].get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def _put(self, location: str, body: bytes) -> None:
+        bucket, key = _split_s3(location)
+        self._clients["s3"].put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def _split_s3(location: str) -> tuple[str, str]:
+    parsed = urlparse(location)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ValueError(f"not an s3:// location: {location!r}")
+    return parsed.netloc, parsed.path.lstrip("/")

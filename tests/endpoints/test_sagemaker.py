@@ -1,0 +1,194 @@
+"""The SageMaker lifecycle against the embedded AWS: ensure, roll out, wake, invoke, gather, release."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+
+from narrate.endpoints import SynthesisJob
+from narrate.endpoints.sagemaker import SageMakerEndpoint
+from narrate.errors import EndpointError, SegmentRejected
+from narrate.localaws import LocalAws
+from narrate.settings import Settings, get_settings
+from tests.conftest import TEST_COLD_START_SECONDS, TEST_TIME_SCALE
+
+pytestmark = pytest.mark.usefixtures("embedded_aws")
+
+
+def endpoint(**overrides: Any) -> SageMakerEndpoint:
+    return SageMakerEndpoint(get_settings().model_copy(update=overrides))
+
+
+def job(request_id: str, *texts: str, mode: str = "dev") -> SynthesisJob:
+    segments = [{"id": f"s{i}", "text": t} for i, t in enumerate(texts)]
+    return SynthesisJob(
+        request_id,
+        {"voice": {"mode": mode}, "segments": segments},
+        tuple(s["id"] for s in segments),
+        {s["id"]: "k" for s in segments},
+    )
+
+
+def variant(ep: SageMakerEndpoint) -> dict[str, Any]:
+    return ep.sagemaker.describe_endpoint(EndpointName=ep.spec.endpoint_name)["ProductionVariants"][0]
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_ensure_is_idempotent_and_sets_up_scale_to_zero() -> None:
+    ep = endpoint()
+    first = ep.ensure()
+    assert set(first["created"]) >= {f"endpoint {ep.spec.endpoint_name}", f"model {ep.spec.model_name}"}
+    assert ep.ensure()["created"] == []
+    targets = ep.autoscaling.describe_scalable_targets(
+        ServiceNamespace="sagemaker", ResourceIds=[ep.spec.resource_id]
+    )
+    assert (targets["ScalableTargets"][0]["MinCapacity"], targets["ScalableTargets"][0]["MaxCapacity"]) == (
+        0,
+        1,
+    )
+    policies = ep.autoscaling.describe_scaling_policies(
+        ServiceNamespace="sagemaker", ResourceId=ep.spec.resource_id
+    )
+    kinds = {p["PolicyType"] for p in policies["ScalingPolicies"]}
+    assert kinds == {"TargetTrackingScaling", "StepScaling"}
+    alarm = ep.cloudwatch.describe_alarms(AlarmNames=[f"{ep.spec.endpoint_name}-HasBacklogWithoutCapacity"])
+    step = next(p for p in policies["ScalingPolicies"] if p["PolicyType"] == "StepScaling")
+    assert alarm["MetricAlarms"][0]["AlarmActions"] == [step["PolicyARN"]]
+    config = ep.sagemaker.describe_endpoint_config(EndpointConfigName=ep.spec.config_name)
+    assert config["ProductionVariants"][0]["InstanceType"] == "ml.g5.xlarge"  # the real default, kept
+    assert config["AsyncInferenceConfig"]["OutputConfig"]["S3FailurePath"].endswith("/async-failures")
+    s3 = ep.s3
+    assert s3.get_public_access_block(Bucket=ep.settings.bucket)["PublicAccessBlockConfiguration"][
+        "BlockPublicAcls"
+    ]
+    assert s3.get_bucket_encryption(Bucket=ep.settings.bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+
+
+def test_a_changed_configuration_is_rolled_out() -> None:
+    before = endpoint()
+    before.ensure()
+    after = endpoint(instance_type="ml.g6.xlarge", max_concurrent_invocations=4)
+    assert after.spec.config_name != before.spec.config_name
+    assert f"rollout to {after.spec.config_name}" in after.ensure()["created"]
+    description = after.sagemaker.describe_endpoint(EndpointName=after.spec.endpoint_name)
+    assert description["EndpointConfigName"] == after.spec.config_name
+    assert description["EndpointStatus"] == "InService"
+    targets = after.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    assert any(t["ResourceId"] == after.spec.resource_id for t in targets)  # registered again
+
+
+def test_update_of_an_autoscaled_instance_type_is_refused_like_aws() -> None:
+    before = endpoint()
+    before.ensure()
+    after = endpoint(instance_type="ml.g6.2xlarge")
+    from narrate.endpoints.sagemaker_setup import ensure_model_and_config
+
+    ensure_model_and_config(after.sagemaker, after.spec)
+    with pytest.raises(Exception, match="must be deregistered as scalable targets"):
+        after.sagemaker.update_endpoint(
+            EndpointName=after.spec.endpoint_name, EndpointConfigName=after.spec.config_name
+        )
+
+
+def test_explicit_wake_starts_at_once_and_release_goes_to_zero() -> None:
+    ep = endpoint()
+    ep.ensure()
+    ep.scale_down("setup")
+    assert wait_for(lambda: variant(ep)["CurrentInstanceCount"] == 0, 5)
+    started = time.monotonic()
+    ep.wake(30, "render-a")
+    woke_after = time.monotonic() - started
+    alarm_after = 2 * 60 * TEST_TIME_SCALE
+    assert woke_after < alarm_after  # not left to the backlog alarm
+    assert woke_after >= TEST_COLD_START_SECONDS * 0.9
+    usage = ep.scale_down("render-a")
+    assert usage.released and usage.gpu_seconds > 0
+    assert usage.cost_usd == pytest.approx(usage.gpu_seconds / 3600 * 1.408, rel=0.01)
+    assert wait_for(lambda: variant(ep)["CurrentInstanceCount"] == 0, 5)
+    assert variant(ep)["DesiredInstanceCount"] == 0
+
+
+def test_invoke_gather_and_a_failure_object_with_its_message() -> None:
+    ep = endpoint()
+    ep.ensure()
+    ep.wake(30, "r")
+    good = job("good", "Hello there.", "General Kenobi.")
+    submission = ep.submit(good, ep.stage(good))
+    assert submission.output_location.startswith(f"s3://{ep.settings.bucket}/")
+    body = json.loads(ep.fetch(submission, 30))
+    assert [s["id"] for s in body["segments"]] == ["s0", "s1"] and all(
+        s["num_samples"] > 0 for s in body["segments"]
+    )
+    bad = job("bad", "x", mode="whisper")
+    failed = ep.submit(bad, ep.stage(bad))
+    with pytest.raises(SegmentRejected, match="mode: unknown mode; use one of"):
+        ep.fetch(failed, 30)
+    request = ep.s3.head_object(Bucket=ep.settings.bucket, Key=f"{ep.settings.s3_prefix}/requests/good.json")
+    assert request["ServerSideEncryption"] == "AES256"
+    ep.scale_down("r")
+
+
+def test_a_lease_keeps_the_endpoint_up_for_another_render() -> None:
+    ep = endpoint()
+    ep.ensure()
+    ep.wake(30, "render-a")
+    ep.wake(30, "render-b")
+    first = ep.scale_down("render-a")
+    assert not first.released
+    time.sleep(0.3)
+    assert variant(ep)["CurrentInstanceCount"] == 1
+    assert ep.scale_down("render-b").released
+    assert wait_for(lambda: variant(ep)["CurrentInstanceCount"] == 0, 5)
+
+
+def test_a_failed_endpoint_quotes_its_failure_reason() -> None:
+    ep = endpoint()
+    ep.ensure()
+    from moto.sagemaker.models import sagemaker_backends
+
+    backend = sagemaker_backends["123456789012"]["us-east-1"]
+    fake = backend.endpoints[ep.spec.endpoint_name]
+    fake.endpoint_status, fake.failure_reason = "Failed", "CannotStartContainerError: pip install failed"
+    with pytest.raises(EndpointError, match="CannotStartContainerError: pip install failed"):
+        ep.ensure()
+
+
+def test_never_waking_is_a_clear_error_and_the_request_survives(embedded_aws: LocalAws) -> None:
+    ep = endpoint()
+    ep.ensure()
+    ep.scale_down("setup")
+    assert wait_for(lambda: variant(ep)["CurrentInstanceCount"] == 0, 5)
+    assert embedded_aws.emulator is not None
+    embedded_aws.emulator.withhold_capacity(True)
+    queued = job("queued", "Still here later.")
+    submission = ep.submit(queued, ep.stage(queued))
+    try:
+        with pytest.raises(EndpointError, match="has no instance after 1 s"):
+            ep.wake(1, "r")
+    finally:
+        embedded_aws.emulator.withhold_capacity(False)
+    ep.wake(30, "r")
+    assert json.loads(ep.fetch(submission, 30))["segments"][0]["num_samples"] > 0
+    ep.scale_down("r")
+
+
+def test_boto3_reaches_the_embedded_aws_only_through_standard_variables(embedded_aws: LocalAws) -> None:
+    import os
+
+    assert os.environ["AWS_ENDPOINT_URL"] == embedded_aws.url
+    assert boto3.client("s3").meta.endpoint_url == embedded_aws.url
+    settings = Settings()
+    assert settings.instance_type == "ml.g5.xlarge"
