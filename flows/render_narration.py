@@ -10,7 +10,7 @@ import hashlib
 import random
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,10 @@ from tasks.script import PlannedSegment, load_narration, plan_segments
 from tasks.storage import look_up_cache
 from tasks.synthesis import SegmentOutcome, gather_outputs, plan_jobs, stage_requests, submit_segments
 
+# Submits and gathers in flight at once; the endpoint's MaxConcurrentInvocationsPerInstance queues
+# the rest on its side, so more threads would only hold more polls open.
+FAN_OUT_WORKERS = 8
+
 
 def default_out_dir(script: str, settings: Settings) -> Path:
     return settings.renders_dir / Path(script).stem
@@ -39,7 +43,7 @@ def default_out_dir(script: str, settings: Settings) -> Path:
 @flow(
     name="render-narration",
     flow_run_name="render-{script}",
-    task_runner=ThreadPoolTaskRunner(max_workers=8),
+    task_runner=ThreadPoolTaskRunner(max_workers=FAN_OUT_WORKERS),
     validate_parameters=True,
 )
 def render_narration(
@@ -92,18 +96,23 @@ def _render(
         holder = _holder()
         try:
             with _stage(manifest, "ensure"):
-                ensure_endpoint(backend)
+                ensure_endpoint(backend, holder)
             waking = wake_endpoint.submit(backend, holder, settings.wake_deadline_seconds)
             jobs = plan_jobs(narration, todo, settings.batch_size)
             with _stage(manifest, "stage requests"):
                 staged = stage_requests(backend, jobs)
-            with _stage(manifest, "wake"):
-                waking.result()
+
+            def awake() -> None:  # requests queue at the endpoint meanwhile: no time lost
+                with _stage(manifest, "wait for wake"):
+                    waking.result()
+
             with _stage(manifest, "synthesise"):
-                _synthesise(backend, narration, todo, jobs, staged, plan, manifest, settings)
+                _synthesise(backend, narration, todo, jobs, staged, plan, manifest, settings, awake)
+            manifest.last_output_at = time.time()
         finally:
             with _stage(manifest, "scale down"):
                 usage = scale_down(backend, holder)
+            manifest.released_at = time.time()
             manifest.gpu_seconds, manifest.cost_usd = usage.gpu_seconds, usage.cost_usd
             manifest.endpoint_released = usage.released
             manifest.save()
@@ -129,8 +138,12 @@ def _synthesise(
     plan: list[PlannedSegment],
     manifest: RenderManifest,
     settings: Settings,
+    awake: Callable[[], None],
 ) -> None:
-    """Rounds of submit + gather; segments that failed transiently go again, up to max_attempts."""
+    """Rounds of submit + gather; segments that failed transiently go again, up to max_attempts.
+
+    The first round is submitted before the endpoint is awake (it queues them) and gathered after.
+    """
     logger = run_logger()
     ids_by_key: dict[str, list[str]] = {}
     for planned in plan:
@@ -138,7 +151,7 @@ def _synthesise(
     todo_by_key = {p.cache_key: p for p in todo}
     for attempt in range(1, settings.max_attempts + 1):
         retry: list[PlannedSegment] = []
-        for outcome in _run_round(backend, jobs, staged):
+        for outcome in _run_round(backend, jobs, staged, awake if attempt == 1 else lambda: None):
             final = outcome.ok or not outcome.retryable or attempt == settings.max_attempts
             for segment_id in ids_by_key[outcome.cache_key]:
                 _record_outcome(manifest, segment_id, outcome, final)
@@ -153,12 +166,15 @@ def _synthesise(
         jobs, staged = plan_jobs(narration, retry, settings.batch_size), {}
 
 
-def _run_round(backend: str, jobs: list[SynthesisJob], staged: dict[str, str]) -> list[SegmentOutcome]:
+def _run_round(
+    backend: str, jobs: list[SynthesisJob], staged: dict[str, str], before_gather: Callable[[], None]
+) -> list[SegmentOutcome]:
     settings = get_settings()
     cache_dir = str(settings.cache_dir)
     outcomes: list[SegmentOutcome] = []
     submits = {submit_segments.submit(backend, job, staged.get(job.request_id)): job for job in jobs}
     gathers = []
+    before_gather()
     for future in as_completed(list(submits)):
         job = submits[future]
         try:

@@ -58,7 +58,7 @@ def run_endpoint_command(args: argparse.Namespace, console: Console) -> int:
             result = endpoint.status()
         else:
             result = endpoint.delete()
-    console.print_json(json.dumps(result, default=str))
+    Console().print_json(json.dumps(result, default=str))  # results on stdout, for scripts
     return 0
 
 

@@ -56,6 +56,8 @@ class RenderManifest(BaseModel):
     stage_seconds: dict[str, float] = Field(default_factory=dict, description="Wall time per stage.")
     gpu_seconds: float = 0.0
     cost_usd: float = 0.0
+    last_output_at: float | None = Field(None, description="Epoch seconds when the last output was in.")
+    released_at: float | None = Field(None, description="Epoch seconds when scale-down returned.")
     endpoint_released: bool | None = Field(
         None,
         description="Whether this render's scale-down released the instance (False: another render held it).",

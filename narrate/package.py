@@ -15,7 +15,8 @@ from narrate.errors import ConfigError
 from narrate.storage import write_atomic
 
 CONTAINER_REQUIREMENTS = ["pydantic>=2.7,<3", "numpy>=1.26", "soundfile>=0.12", "espeakng-loader==0.2.4"]
-CONTAINER_PYTHON = "3.12"  # the Hugging Face PyTorch inference image's interpreter
+CONTAINER_PYTHON = "3.12"
+CONTAINER_MODEL_DIR = "/opt/ml/model"  # the Hugging Face PyTorch inference image's interpreter
 ENTRY_POINT = "from model_server.inference import input_fn, model_fn, output_fn, predict_fn  # noqa: F401\n"
 
 

@@ -42,7 +42,6 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(
         1.0, ge=0, description="First back-off delay between synthesis attempts (doubles, with jitter)."
     )
-    submit_concurrency: int = Field(4, ge=1, le=64, description="Requests in flight at once.")
 
     # --- the SageMaker async endpoint ---
     region: str = Field("us-east-1", description="AWS region of the endpoint and bucket.")

@@ -13,8 +13,8 @@ from narrate.log import run_logger
 
 
 @task(name="ensure-endpoint", cache_policy=NO_CACHE)
-def ensure_endpoint(backend: str) -> dict[str, Any]:
-    return get_endpoint(backend).ensure()
+def ensure_endpoint(backend: str, holder: str) -> dict[str, Any]:
+    return get_endpoint(backend).ensure(holder)
 
 
 @task(name="wake-endpoint", cache_policy=NO_CACHE)

@@ -79,15 +79,17 @@ def _retry_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any])
     return False
 
 
-@task(
-    name="submit-segments",
-    cache_policy=NO_CACHE,
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=_retry_transient,
-    task_run_name="submit-{job.request_id}",
-)
+# Throttling, 5xx and timeouts are retried with exponential back-off and jitter; refusals never are.
+RETRY_TRANSIENT: dict[str, Any] = {
+    "cache_policy": NO_CACHE,
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": _retry_transient,
+}
+
+
+@task(name="submit-segments", task_run_name="submit-{job.request_id}", **RETRY_TRANSIENT)
 def submit_segments(backend: str, job: SynthesisJob, input_location: str | None = None) -> Submission:
     """Invoke the endpoint for one request, uploading its payload first unless already staged."""
     endpoint = get_endpoint(backend)
@@ -96,14 +98,7 @@ def submit_segments(backend: str, job: SynthesisJob, input_location: str | None 
     return submission
 
 
-@task(
-    name="stage-requests",
-    cache_policy=NO_CACHE,
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=1),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=_retry_transient,
-)
+@task(name="stage-requests", **RETRY_TRANSIENT)
 def stage_requests(backend: str, jobs: list[SynthesisJob]) -> dict[str, str]:
     """Upload every request payload (while the endpoint wakes); request id -> input location."""
     endpoint = get_endpoint(backend)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,13 @@ def write_script(folder: Path, body: str, name: str = "script.yaml") -> Path:
     path = folder / name
     path.write_text(body, encoding="utf-8")
     return path
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    """Poll a condition the embedded AWS reaches asynchronously; True once it holds."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()

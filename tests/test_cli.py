@@ -38,3 +38,33 @@ def test_render_prints_where_the_files_are(tmp_path: Path, capsys: pytest.Captur
     assert "stages: ensure" in err and "GPU-seconds held" in err
     assert main(["render", str(script), "--out", str(out)]) == 0
     assert "8 cached, 0 synthesised" in capsys.readouterr().err
+
+
+def test_package_lays_out_the_container_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import tarfile
+
+    out = tmp_path / "model.tar.gz"
+    assert main(["package", "--no-wheels", "--out", str(out)]) == 0
+    with tarfile.open(out) as package:
+        names = package.getnames()
+    assert "code/inference.py" in names and "code/requirements.txt" in names
+    assert "code/model_server/inference.py" in names and "code/model_server/engines/espeak.py" in names
+    assert not any(n.startswith(("code/narrate/", "code/flows/", "code/tasks/")) for n in names)
+
+
+@pytest.mark.usefixtures("embedded_aws")
+def test_endpoint_commands_drive_the_endpoint(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    def run(*args: str) -> dict[str, object]:
+        assert main(list(args)) == 0
+        return json.loads(capsys.readouterr().out)
+
+    assert run("endpoint", "status")["status"] == "absent"
+    deployed = run("deploy", "--no-wheels")
+    assert str(deployed["uploaded"]).endswith("/model/model.tar.gz") and deployed["status"] == "InService"
+    assert run("endpoint", "up")["created"] == []
+    assert run("endpoint", "wake")["current_instances"] == 1
+    assert run("endpoint", "sleep")["desired_instances"] == 0
+    assert run("endpoint", "down")["status"] == "deleted"
+    assert run("endpoint", "status")["status"] == "absent"

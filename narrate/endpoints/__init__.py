@@ -47,8 +47,9 @@ class Usage:
 class Endpoint(Protocol):
     name: str
 
-    def ensure(self) -> dict[str, Any]:
-        """Create whatever is missing (idempotent); returns a description for logs."""
+    def ensure(self, holder: str) -> dict[str, Any]:
+        """Create whatever is missing (idempotent) and hold the endpoint for ``holder`` until its
+        scale_down; returns a description for logs."""
         ...
 
     def wake(self, deadline_seconds: float, holder: str) -> None:

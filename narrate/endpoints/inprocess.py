@@ -28,7 +28,7 @@ class InProcessEndpoint:
         self._model: inference.LoadedModel | None = None
         self._lock = threading.Lock()
 
-    def ensure(self) -> dict[str, Any]:
+    def ensure(self, holder: str = "") -> dict[str, Any]:
         for folder in ("requests", "outputs", "failures"):
             (self.root / folder).mkdir(parents=True, exist_ok=True)
         return {"endpoint": self.name, "root": str(self.root), "loaded": self._model is not None}

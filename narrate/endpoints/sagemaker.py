@@ -42,7 +42,7 @@ TRANSIENT_CODES = {
     "InternalFailure", "InternalServerError", "ModelNotReadyException", "SlowDown", "RequestTimeout",
 }  # fmt: skip
 LEASE_SECONDS = 4 * 3600
-MAX_POLL_SECONDS = 1.0  # a second of latency at most; S3 GETs and describes cost next to nothing
+MAX_POLL_SECONDS = 0.5  # half a second of latency at most; S3 GETs and describes cost next to nothing
 
 
 def split_s3(location: str) -> tuple[str, str]:
@@ -82,13 +82,15 @@ class SageMakerEndpoint:
 
     # --- ensure --------------------------------------------------------------------------------
 
-    def ensure(self) -> dict[str, Any]:
+    def ensure(self, holder: str = "") -> dict[str, Any]:
         """Idempotent: describe first, create what is missing, roll out a changed configuration."""
         logger, spec, created = run_logger(), self.spec, []
         if self.settings.create_bucket and ensure_bucket(
             self.s3, self.settings.bucket, self.settings.region, spec.kms_key_id
         ):
             created.append(f"bucket {self.settings.bucket}")
+        if holder:  # from here on no other render's scale-down may release the instance
+            self._write_lease(holder)
         created += ensure_model_and_config(self.sagemaker, spec)
         description = describe_endpoint(self.sagemaker, spec.endpoint_name)
         if description is None:
@@ -153,13 +155,7 @@ class SageMakerEndpoint:
         with self._lock:
             launched, self._launched_at = self._launched_at, None
             self._woken_at.setdefault(holder, launched or time.monotonic())
-        self.autoscaling.register_scalable_target(
-            ServiceNamespace="sagemaker",
-            ResourceId=self.spec.resource_id,
-            ScalableDimension=DIMENSION,
-            MinCapacity=1,
-            MaxCapacity=self.spec.max_instances,
-        )
+        self._set_min_capacity(1)
         started = time.monotonic()
         deadline, last_log, delay = started + deadline_seconds, 0.0, 0.2
         while True:
@@ -270,13 +266,7 @@ class SageMakerEndpoint:
         description = describe_endpoint(self.sagemaker, self.spec.endpoint_name)
         if description is None:
             return self._usage(woken_at, released=True)
-        self.autoscaling.register_scalable_target(
-            ServiceNamespace="sagemaker",
-            ResourceId=self.spec.resource_id,
-            ScalableDimension=DIMENSION,
-            MinCapacity=0,
-            MaxCapacity=self.spec.max_instances,
-        )
+        self._set_min_capacity(0)
         desired = description["ProductionVariants"][0].get("DesiredInstanceCount")
         if desired:
             self._set_desired_count(0)
@@ -312,6 +302,15 @@ class SageMakerEndpoint:
         for key in self._lease_keys():
             self.s3.delete_object(Bucket=self.settings.bucket, Key=key)
         self.scale_down("manual")
+
+    def _set_min_capacity(self, minimum: int) -> None:
+        self.autoscaling.register_scalable_target(
+            ServiceNamespace="sagemaker",
+            ResourceId=self.spec.resource_id,
+            ScalableDimension=DIMENSION,
+            MinCapacity=minimum,
+            MaxCapacity=self.spec.max_instances,
+        )
 
     def _set_desired_count(self, count: int) -> None:
         for attempt in range(20):  # refused while the endpoint is mid-update: wait and retry

@@ -28,6 +28,8 @@ REGION = "us-east-1"
 class LocalAws:
     """moto server + async endpoint emulator, started and stopped together."""
 
+    running: LocalAws | None = None  # moto's state is per process: one embedded AWS at a time
+
     def __init__(self, options: EmulatorOptions | None = None) -> None:
         self.options = options or EmulatorOptions()
         self._server: Any = None
@@ -47,6 +49,7 @@ class LocalAws:
         self.emulator = AsyncEndpointEmulator(self.url, REGION, self.options)
         moto_patches.install(self.emulator)
         self.emulator.start()
+        LocalAws.running = self
         return self
 
     def environment(self) -> dict[str, str]:
@@ -68,11 +71,16 @@ class LocalAws:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if LocalAws.running is self:
+            LocalAws.running = None
 
 
 @contextmanager
 def local_aws(options: EmulatorOptions | None = None) -> Iterator[LocalAws]:
-    """Start the embedded AWS and point this process's boto3 at it for the duration."""
+    """Start the embedded AWS (or join the one already running here) and point boto3 at it."""
+    if LocalAws.running is not None:
+        yield LocalAws.running
+        return
     aws = LocalAws(options).start()
     saved = {key: os.environ.get(key) for key in aws.environment()}
     os.environ.update(aws.environment())

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlparse
 
@@ -195,6 +195,11 @@ class AsyncEndpointEmulator:
             self._capacity_withheld = withhold
         self.wake_up()
 
+    def set_invocation_seconds(self, seconds: float) -> None:
+        """Change the simulated accelerator time of each invocation from now on."""
+        with self._lock:
+            self.options = replace(self.options, invocation_seconds=seconds)
+
     def throttle_next_invocations(self, count: int) -> None:
         """Fault injection: answer the next ``count`` invocations with ThrottlingException."""
         with self._lock:
@@ -265,9 +270,12 @@ class AsyncEndpointEmulator:
         with self._lock:
             endpoints = list(self._endpoints.items())
         for name, endpoint in endpoints:
-            rules = self._read_rules(name)  # over HTTP: never while holding the lock moto may need
-            now = time.monotonic()
+            # Rules are read and applied under one lock hold: a capacity change from a moto request
+            # thread (which takes this lock) lands wholly before or after, never on stale rules.
+            # Safe from deadlock: the moto server is threaded and describe calls never take the lock.
             with self._lock:
+                rules = self._read_rules(name)
+                now = time.monotonic()
                 if endpoint.moto_endpoint is not endpoint.backend.endpoints.get(name):
                     self._retire_all(endpoint)
                     self._endpoints.pop(name, None)

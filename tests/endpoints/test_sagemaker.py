@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -15,7 +14,7 @@ from narrate.endpoints.sagemaker import SageMakerEndpoint
 from narrate.errors import EndpointError, SegmentRejected
 from narrate.localaws import LocalAws
 from narrate.settings import Settings, get_settings
-from tests.conftest import TEST_COLD_START_SECONDS, TEST_TIME_SCALE
+from tests.conftest import TEST_COLD_START_SECONDS, TEST_TIME_SCALE, wait_for
 
 pytestmark = pytest.mark.usefixtures("embedded_aws")
 
@@ -36,15 +35,6 @@ def job(request_id: str, *texts: str, mode: str = "dev") -> SynthesisJob:
 
 def variant(ep: SageMakerEndpoint) -> dict[str, Any]:
     return ep.sagemaker.describe_endpoint(EndpointName=ep.spec.endpoint_name)["ProductionVariants"][0]
-
-
-def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_ensure_is_idempotent_and_sets_up_scale_to_zero() -> None:

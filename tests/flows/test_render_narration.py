@@ -124,7 +124,18 @@ def endpoint_instances() -> tuple[int, int]:
     return counts
 
 
-def test_two_concurrent_renders_both_finish_and_the_endpoint_ends_at_zero(tmp_path: Path) -> None:
+def test_two_concurrent_renders_both_finish_and_the_endpoint_ends_at_zero(
+    tmp_path: Path, embedded_aws: LocalAws
+) -> None:
+    assert embedded_aws.emulator is not None
+    embedded_aws.emulator.set_invocation_seconds(2.0)  # both renders are surely at work at once
+    try:
+        _two_concurrent_renders(tmp_path)
+    finally:
+        embedded_aws.emulator.set_invocation_seconds(0.0)
+
+
+def _two_concurrent_renders(tmp_path: Path) -> None:
     short = tmp_path / "short.yaml"
     short.write_text(FAILING.replace('"..."', "Short one."))
     long = tmp_path / "long.yaml"

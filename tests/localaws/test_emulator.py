@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from narrate.endpoints.sagemaker import SageMakerEndpoint
 from narrate.endpoints.sagemaker_setup import DIMENSION
 from narrate.localaws import LocalAws
 from narrate.settings import get_settings
-from tests.conftest import TEST_COLD_START_SECONDS, TEST_TIME_SCALE
+from tests.conftest import TEST_COLD_START_SECONDS, TEST_TIME_SCALE, wait_for
 
 pytestmark = pytest.mark.usefixtures("embedded_aws")
 ALARM_SECONDS = 2 * 60 * TEST_TIME_SCALE  # two 60 s evaluation periods, scaled
@@ -40,15 +39,6 @@ def at_zero(ep: SageMakerEndpoint) -> None:
 def current(ep: SageMakerEndpoint) -> int:
     description = ep.sagemaker.describe_endpoint(EndpointName=ep.spec.endpoint_name)
     return int(description["ProductionVariants"][0]["CurrentInstanceCount"])
-
-
-def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def exists(ep: SageMakerEndpoint, location: str) -> bool:
