@@ -68,3 +68,9 @@ def test_endpoint_commands_drive_the_endpoint(capsys: pytest.CaptureFixture[str]
     assert run("endpoint", "sleep")["desired_instances"] == 0
     assert run("endpoint", "down")["status"] == "deleted"
     assert run("endpoint", "status")["status"] == "absent"
+
+
+def test_real_aws_refuses_the_local_placeholders(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["endpoint", "status", "--aws", "real"]) == 2
+    err = capsys.readouterr().err
+    assert "--aws real needs your own NARRATE_ROLE_ARN" in err  # the tests set a bucket of their own

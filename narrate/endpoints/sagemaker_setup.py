@@ -215,7 +215,7 @@ def wait_until_in_service(sagemaker: Any, name: str, deadline_seconds: float) ->
             logger.info("endpoint %s is %s; waiting", name, status)
             last_log = now
         time.sleep(delay)
-        delay = min(delay * 1.5, 2.0)
+        delay = min(delay * 1.5, 0.5)  # describe calls are cheap; a cold start is not
 
 
 def register_autoscaling(autoscaling: Any, cloudwatch: Any, spec: EndpointSpec) -> None:

@@ -185,3 +185,5 @@ def test_invalid_script_fails_before_anything_is_written(tmp_path: Path) -> None
     with pytest.raises(ScriptError, match="duplicate id 'good-1'"):
         state.result()
     assert not (tmp_path / "out").exists()
+    endpoints = boto3.client("sagemaker").list_endpoints()["Endpoints"]
+    assert get_settings().endpoint_name not in {e["EndpointName"] for e in endpoints}  # no AWS touched
