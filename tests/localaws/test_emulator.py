@@ -150,3 +150,20 @@ def test_success_and_error_notifications_reach_an_sqs_subscriber(embedded_aws: L
     events = [json.loads(m["Body"]) for m in messages]
     assert any(e["inferenceId"] == "notified" and e["invocationStatus"] == "Completed" for e in events)
     ep.scale_down("r")
+
+
+def test_invocation_timeout_goes_to_the_failure_path(embedded_aws: LocalAws) -> None:
+    assert embedded_aws.emulator is not None
+    ep = endpoint(invocation_timeout_seconds=10)  # 10 s scaled: 0.2 s
+    ep.ensure()
+    ep.wake(30, "r")
+    embedded_aws.emulator.set_invocation_seconds(1.0)
+    try:
+        slow = job("slow")
+        submission = ep.submit(slow, ep.stage(slow))
+        assert wait_for(lambda: exists(ep, submission.failure_location), 5)
+    finally:
+        embedded_aws.emulator.set_invocation_seconds(0.0)
+    body = json.loads(ep._read_if_exists(submission.failure_location) or b"{}")
+    assert body["code"] == 500 and "timed out" in body["message"]
+    ep.scale_down("r")
