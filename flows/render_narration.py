@@ -151,7 +151,8 @@ def _synthesise(
     todo_by_key = {p.cache_key: p for p in todo}
     for attempt in range(1, settings.max_attempts + 1):
         retry: list[PlannedSegment] = []
-        for outcome in _run_round(backend, jobs, staged, awake if attempt == 1 else lambda: None):
+        first_round = attempt == 1
+        for outcome in _run_round(backend, jobs, staged, settings, awake if first_round else lambda: None):
             final = outcome.ok or not outcome.retryable or attempt == settings.max_attempts
             for segment_id in ids_by_key[outcome.cache_key]:
                 _record_outcome(manifest, segment_id, outcome, final)
@@ -167,9 +168,12 @@ def _synthesise(
 
 
 def _run_round(
-    backend: str, jobs: list[SynthesisJob], staged: dict[str, str], before_gather: Callable[[], None]
+    backend: str,
+    jobs: list[SynthesisJob],
+    staged: dict[str, str],
+    settings: Settings,
+    before_gather: Callable[[], None],
 ) -> list[SegmentOutcome]:
-    settings = get_settings()
     cache_dir = str(settings.cache_dir)
     outcomes: list[SegmentOutcome] = []
     submits = {submit_segments.submit(backend, job, staged.get(job.request_id)): job for job in jobs}

@@ -60,13 +60,18 @@ class Prediction:
 
 
 def model_fn(model_dir: str, context: Any = None) -> LoadedModel:
-    names = [n.strip() for n in os.environ.get("NARRATE_ENGINES", "dev").split(",") if n.strip()]
+    model = load_engines(os.environ.get("NARRATE_ENGINES", "dev"))
+    log.info("model_fn: loaded engines %s from %s", sorted(model.engines), model_dir)
+    return model
+
+
+def load_engines(engines: str) -> LoadedModel:
+    """The engines named in a comma list (the value of NARRATE_ENGINES)."""
+    names = [n.strip() for n in engines.split(",") if n.strip()]
     unknown = [n for n in names if n not in ENGINE_FACTORIES]
     if unknown:
         raise ValueError(f"NARRATE_ENGINES: unknown engine(s) {unknown}; known: {sorted(ENGINE_FACTORIES)}")
-    model = LoadedModel({name: ENGINE_FACTORIES[name]() for name in names})
-    log.info("model_fn: loaded engines %s from %s", names, model_dir)
-    return model
+    return LoadedModel({name: ENGINE_FACTORIES[name]() for name in names})
 
 
 def input_fn(

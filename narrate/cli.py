@@ -17,7 +17,7 @@ from rich.table import Table
 
 from narrate.errors import NarrateError
 from narrate.script import Engine, NarrationScript, load_script
-from narrate.settings import Settings
+from narrate.settings import get_settings
 
 console = Console(stderr=True)
 PER_SEGMENT_BARS_UP_TO = 30
@@ -83,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _validate(script: str, voice_engine: str | None) -> int:
     from narrate.payloads import override_engine
-    from narrate.settings import get_settings
 
     narration = load_script(script, max_segment_chars=get_settings().max_segment_chars)
     if voice_engine:
@@ -106,7 +105,6 @@ def _print_summary(script: str, narration: NarrationScript) -> None:
 def _render(args: argparse.Namespace) -> int:
     prepare_prefect_environment()
     from flows.render_narration import default_out_dir, render_narration
-    from narrate.settings import get_settings
 
     narration = load_script(args.script, max_segment_chars=get_settings().max_segment_chars)
     out = Path(args.out) if args.out else default_out_dir(args.script, get_settings())
@@ -133,18 +131,12 @@ def _aws_for(backend: str, mode: str | None) -> AbstractContextManager[object]:
         return nullcontext()
     from narrate.aws_mode import aws_session
 
-    settings = get_settings_now()
+    settings = get_settings()
     where = mode or settings.aws
     if where == "local":
         console.print(f"[dim]local mode: embedded AWS on 127.0.0.1, simulated cold start "
                       f"{settings.local_cold_start_seconds:g} s[/]")  # fmt: skip
     return aws_session(where)  # type: ignore[arg-type]
-
-
-def get_settings_now() -> Settings:
-    from narrate.settings import get_settings
-
-    return get_settings()
 
 
 def _print_result(result: dict[str, object]) -> None:

@@ -23,14 +23,18 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from narrate.endpoints import Submission, SynthesisJob, Usage
 from narrate.endpoints.sagemaker_setup import (
     DIMENSION,
+    FAILED_STATES,
+    POLL_CAP_SECONDS,
     VARIANT,
     EndpointSpec,
     deregister_autoscaling,
     describe_endpoint,
     ensure_bucket,
     ensure_model_and_config,
+    failure_message,
+    instances_in_service,
     register_autoscaling,
-    wait_until_in_service,
+    wait_for_endpoint,
 )
 from narrate.errors import ConfigError, EndpointError, SegmentRejected, TransientSynthesisError
 from narrate.log import run_logger
@@ -42,7 +46,6 @@ TRANSIENT_CODES = {
     "InternalFailure", "InternalServerError", "ModelNotReadyException", "SlowDown", "RequestTimeout",
 }  # fmt: skip
 LEASE_SECONDS = 4 * 3600
-MAX_POLL_SECONDS = 0.5  # half a second of latency at most; S3 GETs and describes cost next to nothing
 
 
 def split_s3(location: str) -> tuple[str, str]:
@@ -94,30 +97,25 @@ class SageMakerEndpoint:
         created += ensure_model_and_config(self.sagemaker, spec)
         description = describe_endpoint(self.sagemaker, spec.endpoint_name)
         if description is None:
-            self._launched_at = time.monotonic()
-            self.sagemaker.create_endpoint(
-                EndpointName=spec.endpoint_name, EndpointConfigName=spec.config_name
-            )
-            created.append(f"endpoint {spec.endpoint_name}")
-            logger.info("creating endpoint %s (%s)", spec.endpoint_name, spec.instance_type)
-            description = wait_until_in_service(
+            if self._create_endpoint():
+                created.append(f"endpoint {spec.endpoint_name}")
+            description = wait_for_endpoint(
                 self.sagemaker, spec.endpoint_name, self.settings.wake_deadline_seconds
             )
-        elif description["EndpointStatus"] in {"Failed", "UpdateRollbackFailed"}:
-            reason = description.get("FailureReason") or "no reason given"
+        elif description["EndpointStatus"] in FAILED_STATES:
             raise EndpointError(
-                f"endpoint {spec.endpoint_name} is {description['EndpointStatus']}: {reason!r}; "
-                f"fix the cause, then `narrate endpoint down` and run again"
+                f"{failure_message(spec.endpoint_name, description)}; "
+                "fix the cause, then `narrate endpoint down` and run again"
             )
         elif description["EndpointConfigName"] != spec.config_name:
             logger.info("configuration changed: rolling %s out to %s", spec.endpoint_name, spec.config_name)
-            wait_until_in_service(self.sagemaker, spec.endpoint_name, self.settings.wake_deadline_seconds)
+            wait_for_endpoint(self.sagemaker, spec.endpoint_name, self.settings.wake_deadline_seconds)
             deregister_autoscaling(self.autoscaling, spec)  # AWS requires it before a type change
             self.sagemaker.update_endpoint(
                 EndpointName=spec.endpoint_name, EndpointConfigName=spec.config_name
             )
             created.append(f"rollout to {spec.config_name}")
-            description = wait_until_in_service(
+            description = wait_for_endpoint(
                 self.sagemaker, spec.endpoint_name, self.settings.wake_deadline_seconds
             )
         register_autoscaling(self.autoscaling, self.cloudwatch, spec)
@@ -157,32 +155,16 @@ class SageMakerEndpoint:
             self._woken_at.setdefault(holder, launched or time.monotonic())
         self._set_min_capacity(1)
         started = time.monotonic()
-        deadline, last_log, delay = started + deadline_seconds, 0.0, 0.2
-        while True:
-            description = describe_endpoint(self.sagemaker, self.spec.endpoint_name)
-            if description is None:
-                raise EndpointError(f"endpoint {self.spec.endpoint_name} does not exist; run ensure first")
-            status = description["EndpointStatus"]
-            current = description["ProductionVariants"][0].get("CurrentInstanceCount") or 0
-            if status in {"Failed", "UpdateRollbackFailed"}:
-                raise EndpointError(f"endpoint {self.spec.endpoint_name} is {status}: "
-                                    f"{description.get('FailureReason') or 'no reason given'!r}")  # fmt: skip
-            if current >= 1 and status in {"InService", "Updating"}:
-                logger.info("endpoint %s awake: %d instance(s) after %.1f s", self.spec.endpoint_name,
-                            current, time.monotonic() - started)  # fmt: skip
-                return
-            now = time.monotonic()
-            if now >= deadline:
-                raise EndpointError(
-                    f"endpoint {self.spec.endpoint_name} has no instance after {deadline_seconds:.0f} s "
-                    f"(status {status}); queued requests stay queued and a later run completes them"
-                )
-            if now - last_log >= 5:
-                logger.info("waking %s: %s, %d instance(s), %.0f s", self.spec.endpoint_name, status,
-                            current, now - started)  # fmt: skip
-                last_log = now
-            time.sleep(delay)
-            delay = min(delay * 1.5, MAX_POLL_SECONDS)
+        description = wait_for_endpoint(
+            self.sagemaker,
+            self.spec.endpoint_name,
+            deadline_seconds,
+            ready=lambda d: instances_in_service(d) >= 1 and d["EndpointStatus"] in {"InService", "Updating"},
+            timeout_message="endpoint {name} has no instance after {seconds:.0f} s (status {status}); "
+            "queued requests stay queued and a later run completes them",
+        )
+        logger.info("endpoint %s awake: %d instance(s) after %.1f s", self.spec.endpoint_name,
+                    instances_in_service(description), time.monotonic() - started)  # fmt: skip
 
     # --- requests ------------------------------------------------------------------------------
 
@@ -238,7 +220,7 @@ class SageMakerEndpoint:
                     f"no output for request {submission.request_id} within {deadline_seconds:.0f} s"
                 )
             time.sleep(min(delay * random.uniform(0.8, 1.2), remaining))
-            delay = min(delay * 1.5, MAX_POLL_SECONDS)
+            delay = min(delay * 1.5, POLL_CAP_SECONDS)
 
     def _read_if_exists(self, location: str) -> bytes | None:
         bucket, key = split_s3(location)

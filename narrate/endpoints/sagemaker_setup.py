@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -194,28 +195,46 @@ def ensure_model_and_config(sagemaker: Any, spec: EndpointSpec) -> list[str]:
     return created
 
 
-def wait_until_in_service(sagemaker: Any, name: str, deadline_seconds: float) -> dict[str, Any]:
-    """Poll until InService; a Failed endpoint raises with its FailureReason quoted."""
-    deadline = time.monotonic() + deadline_seconds
+FAILED_STATES = {"Failed", "UpdateRollbackFailed"}
+POLL_CAP_SECONDS = 0.5  # describe calls are cheap; a cold start is not
+
+
+def failure_message(name: str, description: dict[str, Any]) -> str:
+    reason = description.get("FailureReason") or "no reason given"
+    return f"endpoint {name} is {description['EndpointStatus']}: {reason!r}"
+
+
+def instances_in_service(description: dict[str, Any]) -> int:
+    return int(description["ProductionVariants"][0].get("CurrentInstanceCount") or 0)
+
+
+def wait_for_endpoint(
+    sagemaker: Any,
+    name: str,
+    deadline_seconds: float,
+    ready: Callable[[dict[str, Any]], bool] = lambda d: d["EndpointStatus"] == "InService",
+    timeout_message: str = "endpoint {name} still {status} after {seconds:.0f} s",
+) -> dict[str, Any]:
+    """Poll describe_endpoint until ``ready``; a Failed endpoint raises with its FailureReason."""
+    started = time.monotonic()
     logger, last_log, delay = run_logger(), 0.0, 0.2
     while True:
         description = describe_endpoint(sagemaker, name)
         if description is None:
-            raise EndpointError(f"endpoint {name} disappeared while waiting for it")
-        status = description["EndpointStatus"]
-        if status == "InService":
+            raise EndpointError(f"endpoint {name} does not exist; run `narrate endpoint up`")
+        if description["EndpointStatus"] in FAILED_STATES:
+            raise EndpointError(failure_message(name, description))
+        if ready(description):
             return description
-        if status in {"Failed", "UpdateRollbackFailed"}:
-            reason = description.get("FailureReason") or "no reason given"
-            raise EndpointError(f"endpoint {name} is {status}: {reason!r}")
-        now = time.monotonic()
-        if now >= deadline:
-            raise EndpointError(f"endpoint {name} still {status} after {deadline_seconds:.0f} s")
-        if now - last_log >= 5:
-            logger.info("endpoint %s is %s; waiting", name, status)
-            last_log = now
+        status, current = description["EndpointStatus"], instances_in_service(description)
+        elapsed = time.monotonic() - started
+        if elapsed >= deadline_seconds:
+            raise EndpointError(timeout_message.format(name=name, status=status, seconds=deadline_seconds))
+        if elapsed - last_log >= 5:
+            logger.info("endpoint %s: %s, %d instance(s), %.0f s", name, status, current, elapsed)
+            last_log = elapsed
         time.sleep(delay)
-        delay = min(delay * 1.5, 0.5)  # describe calls are cheap; a cold start is not
+        delay = min(delay * 1.5, POLL_CAP_SECONDS)
 
 
 def register_autoscaling(autoscaling: Any, cloudwatch: Any, spec: EndpointSpec) -> None:

@@ -28,9 +28,10 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlparse
 
 import boto3
+
+from narrate.endpoints.sagemaker import split_s3
 
 log = logging.getLogger("narrate.localaws")
 
@@ -440,12 +441,10 @@ class AsyncEndpointEmulator:
     # --- what an instance does -----------------------------------------------------------------
 
     def _load_model(self, instance: SimInstance) -> None:
-        import os
-
+        """What a cold start does after launch: the container's model load, for the configured engines."""
         from model_server import inference
 
-        os.environ.setdefault("NARRATE_ENGINES", self.options.engines)
-        model = inference.model_fn("/opt/ml/model")
+        model = inference.load_engines(self.options.engines)
         with self._lock:
             instance.ready_at = max(instance.ready_at, time.monotonic())
             instance.model = model
@@ -528,16 +527,9 @@ class AsyncEndpointEmulator:
         self._clients["sns"].publish(TopicArn=topic, Message=json.dumps(event))
 
     def _get(self, location: str) -> bytes:
-        bucket, key = _split_s3(location)
+        bucket, key = split_s3(location)
         return self._clients["s3"].get_object(Bucket=bucket, Key=key)["Body"].read()
 
     def _put(self, location: str, body: bytes) -> None:
-        bucket, key = _split_s3(location)
+        bucket, key = split_s3(location)
         self._clients["s3"].put_object(Bucket=bucket, Key=key, Body=body)
-
-
-def _split_s3(location: str) -> tuple[str, str]:
-    parsed = urlparse(location)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise ValueError(f"not an s3:// location: {location!r}")
-    return parsed.netloc, parsed.path.lstrip("/")
