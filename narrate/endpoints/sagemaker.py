@@ -27,6 +27,7 @@ from narrate.endpoints.sagemaker_setup import (
     POLL_CAP_SECONDS,
     VARIANT,
     EndpointSpec,
+    created_unless_existing,
     deregister_autoscaling,
     describe_endpoint,
     ensure_bucket,
@@ -132,14 +133,12 @@ class SageMakerEndpoint:
 
     def _create_endpoint(self) -> bool:
         """Create the endpoint; False when another render created it first (then it is waited for)."""
-        try:
-            self.sagemaker.create_endpoint(
-                EndpointName=self.spec.endpoint_name, EndpointConfigName=self.spec.config_name
-            )
-        except ClientError as exc:
-            if "already existing" in exc.response["Error"].get("Message", ""):
-                return False
-            raise
+        if not created_unless_existing(
+            self.sagemaker.create_endpoint,
+            EndpointName=self.spec.endpoint_name,
+            EndpointConfigName=self.spec.config_name,
+        ):
+            return False
         self._launched_at = time.monotonic()
         run_logger().info("creating endpoint %s (%s)", self.spec.endpoint_name, self.spec.instance_type)
         return True

@@ -130,31 +130,34 @@ def describe_endpoint(sagemaker: Any, name: str) -> dict[str, Any] | None:
         raise
 
 
+def _succeeds(call: Any, unless: str, **kwargs: Any) -> bool:
+    """True if the call succeeds, False if AWS answers with a message containing ``unless``.
+
+    SageMaker reports a missing or an already existing name as a ValidationException that only
+    its message tells apart.
+    """
+    try:
+        call(**kwargs)
+        return True
+    except ClientError as exc:
+        if unless in exc.response["Error"].get("Message", ""):
+            return False
+        raise
+
+
 def _exists(call: Any, **kwargs: Any) -> bool:
-    try:
-        call(**kwargs)
-        return True
-    except ClientError as exc:
-        if "Could not find" in exc.response["Error"].get("Message", ""):
-            return False
-        raise
+    return _succeeds(call, "Could not find", **kwargs)
 
 
-def _created(call: Any, **kwargs: Any) -> bool:
+def created_unless_existing(call: Any, **kwargs: Any) -> bool:
     """Create, tolerating a concurrent render that created the same name a moment earlier."""
-    try:
-        call(**kwargs)
-        return True
-    except ClientError as exc:
-        if "already existing" in exc.response["Error"].get("Message", ""):
-            return False
-        raise
+    return _succeeds(call, "already existing", **kwargs)
 
 
 def ensure_model_and_config(sagemaker: Any, spec: EndpointSpec) -> list[str]:
     """Create the model and endpoint config of this spec if missing; returns what was created."""
     created = []
-    if not _exists(sagemaker.describe_model, ModelName=spec.model_name) and _created(
+    if not _exists(sagemaker.describe_model, ModelName=spec.model_name) and created_unless_existing(
         sagemaker.create_model,
         ModelName=spec.model_name,
         ExecutionRoleArn=spec.role_arn,
@@ -172,7 +175,7 @@ def ensure_model_and_config(sagemaker: Any, spec: EndpointSpec) -> list[str]:
             output["NotificationConfig"] = {k: v for k, v in topics.items() if v}
         if spec.kms_key_id:
             output["KmsKeyId"] = spec.kms_key_id
-        if not _created(
+        if not created_unless_existing(
             sagemaker.create_endpoint_config,
             EndpointConfigName=spec.config_name,
             ProductionVariants=[
