@@ -1,9 +1,9 @@
 """The SageMaker Hugging Face container contract: model_fn / input_fn / predict_fn / output_fn.
 
-Engine-agnostic: ``NARRATE_ENGINES`` (comma list, default ``dev``) says which engines ``model_fn``
-loads; each request is routed by its ``mode``. A RequestError raised here becomes the async failure
-object (a short message naming the field); a failure of one segment in a batch stays in that
-segment's entry and never fails the others.
+Engine-agnostic: ``NARRATE_ENGINES`` (comma list: ``dev``, ``qwen``) says which engines ``model_fn``
+loads (:mod:`model_server.config` has every knob); each request is routed by its ``mode``. A
+RequestError raised here becomes the async failure object (a short message naming the field); a
+failure of one segment in a batch stays in that segment's entry and never fails the others.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from typing import Any
 import soundfile as sf
 
 from model_server import HANDLER_VERSION
+from model_server.config import ServerConfig
 from model_server.engines.base import SpeechEngine
-from model_server.protocol import BatchRequest, RequestError, SegmentAudio, parse_request
+from model_server.protocol import BatchRequest, ParsedRequest, RequestError, SegmentAudio, parse_request
 
 log = logging.getLogger("narrate.model_server")
 
@@ -29,13 +30,23 @@ JSON_TYPES = ("application/json", "text/json")
 WAV_TYPES = ("audio/wav", "audio/x-wav", "audio/wave")
 
 
-def _espeak() -> SpeechEngine:
+def _espeak(config: ServerConfig, model_dir: str) -> dict[str, SpeechEngine]:
     from model_server.engines.espeak import EspeakEngine
 
-    return EspeakEngine()
+    return {"dev": EspeakEngine()}
 
 
-ENGINE_FACTORIES: dict[str, Callable[[], SpeechEngine]] = {"dev": _espeak}
+def _qwen(config: ServerConfig, model_dir: str) -> dict[str, SpeechEngine]:
+    from model_server.engines.qwen import load_qwen_engines
+
+    return dict(load_qwen_engines(config, model_dir))
+
+
+# Engine name in NARRATE_ENGINES -> loader of its engines (one per checkpoint), imported only when named.
+ENGINE_FACTORIES: dict[str, Callable[[ServerConfig, str], dict[str, SpeechEngine]]] = {
+    "dev": _espeak,
+    "qwen": _qwen,
+}
 
 
 @dataclass
@@ -60,44 +71,50 @@ class Prediction:
 
 
 def model_fn(model_dir: str, context: Any = None) -> LoadedModel:
-    model = load_engines(os.environ.get("NARRATE_ENGINES", "dev"))
+    model = load_engines(ServerConfig.from_env(os.environ), model_dir)
     log.info("model_fn: loaded engines %s from %s", sorted(model.engines), model_dir)
     return model
 
 
-def load_engines(engines: str) -> LoadedModel:
-    """The engines named in a comma list (the value of NARRATE_ENGINES)."""
-    names = [n.strip() for n in engines.split(",") if n.strip()]
+def load_engines(config: ServerConfig, model_dir: str = "/opt/ml/model") -> LoadedModel:
+    """The engines ``config.engines`` names, each loaded once."""
+    names = config.engine_names
     unknown = [n for n in names if n not in ENGINE_FACTORIES]
-    if unknown:
+    if unknown or not names:
         raise ValueError(f"NARRATE_ENGINES: unknown engine(s) {unknown}; known: {sorted(ENGINE_FACTORIES)}")
-    return LoadedModel({name: ENGINE_FACTORIES[name]() for name in names})
+    loaded = LoadedModel()
+    for name in names:
+        loaded.engines.update(ENGINE_FACTORIES[name](config, model_dir))
+    return loaded
 
 
-def input_fn(
-    input_data: str | bytes, content_type: str | None, context: Any = None
-) -> tuple[BatchRequest, bool]:
+def input_fn(input_data: str | bytes, content_type: str | None, context: Any = None) -> ParsedRequest:
     media_type = (content_type or "application/json").split(";")[0].strip().lower()
     if media_type not in JSON_TYPES:
         raise RequestError("content_type", f"{content_type!r} is not supported; send application/json")
     return parse_request(input_data)
 
 
-def predict_fn(data: tuple[BatchRequest, bool], model: LoadedModel, context: Any = None) -> Prediction:
-    request, single = data
+def predict_fn(data: ParsedRequest, model: LoadedModel, context: Any = None) -> Prediction:
+    request, single = data.request, data.single
     engine = model.engine_for(request.voice.mode)
-    try:
-        results = engine.synthesize(request.voice, list(request.segments), request.generation)
-    except RequestError:
-        raise
-    except Exception as exc:  # an engine fault must not take the worker down
-        log.exception("engine %s failed on a batch of %d", engine.model_id, len(request.segments))
-        message = f"engine error: {exc.__class__.__name__}: {str(exc)[:200]}"
-        results = [SegmentAudio(id=s.id, error=message, retryable=True) for s in request.segments]
+    results: list[SegmentAudio] = []
+    if request.segments:
+        try:
+            results = engine.synthesize(request.voice, list(request.segments), request.generation)
+        except RequestError:
+            raise
+        except Exception as exc:  # an engine fault must not take the worker down
+            log.exception("engine %s failed on a batch of %d", engine.model_id, len(request.segments))
+            message = f"engine error: {exc.__class__.__name__}: {str(exc)[:200]}"
+            results = [SegmentAudio(id=s.id, error=message, retryable=True) for s in request.segments]
+    by_id = {r.id: r for r in (*results, *data.rejected)}
+    results = [by_id[segment_id] for segment_id in data.order]
     if single and results[0].error:
         if results[0].retryable:
             raise RuntimeError(results[0].error)
-        raise RequestError("text", results[0].error)
+        field, _, problem = results[0].error.partition(": ")
+        raise RequestError(field, problem) if problem else RequestError("text", field)
     return Prediction(request, single, results, engine.model_id, engine.revision)
 
 
@@ -134,6 +151,8 @@ def _segment_body(result: SegmentAudio) -> dict[str, Any]:
         "id": result.id,
         "sample_rate": result.sample_rate,
         "num_samples": int(result.audio.shape[0]),
+        "duration_seconds": round(result.audio.shape[0] / result.sample_rate, 4),
+        "hit_frame_limit": result.hit_frame_limit,
         "audio_base64": base64.b64encode(encode_wav(result)).decode(),
         "error": None,
     }

@@ -8,9 +8,10 @@ Two request forms are accepted:
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from model_server.voices import DEV_VOICES, normalize_language, normalize_speaker
 
@@ -62,10 +63,22 @@ class CustomVoiceRequest(_VoiceRequest):
 
 
 class VoiceCloneRequest(_VoiceRequest):
+    """``ref_audio``: standard base64 of a WAV/FLAC file (or a ``data:`` URL), an ``s3://`` URI, or an
+    http(s) URL whose host the endpoint allow-lists. The clip must be 2-60 s long."""
+
     mode: Literal["voice_clone"]
     ref_audio: str = Field(min_length=1)
     ref_text: str | None = None
     x_vector_only: bool = False
+
+    @model_validator(mode="after")
+    def _transcript(self) -> VoiceCloneRequest:
+        if not self.x_vector_only and not (self.ref_text and self.ref_text.strip()):
+            raise ValueError(
+                "ref_text: the exact transcript of the reference clip is required for voice cloning; "
+                "send it, or set x_vector_only: true for a lower-quality clone without one"
+            )
+        return self
 
 
 class VoiceDesignRequest(_VoiceRequest):
@@ -104,7 +117,7 @@ class SegmentRequest(_Body):
 
 class BatchRequest(_Body):
     voice: VoiceRequest
-    segments: list[SegmentRequest] = Field(min_length=1, max_length=MAX_SEGMENTS_PER_REQUEST)
+    segments: list[SegmentRequest] = Field(max_length=MAX_SEGMENTS_PER_REQUEST)
     generation: GenerationRequest = Field(default_factory=GenerationRequest)
 
 
@@ -116,14 +129,29 @@ class SegmentAudio(BaseModel):
     sample_rate: int = 0
     error: str | None = None
     retryable: bool = False  # True when the same request may succeed later (engine fault, OOM)
+    hit_frame_limit: bool = False  # generation stopped at its frame cap, not at end of speech
 
 
-_SINGLE_FIELDS = {"text", "id"}
+@dataclass(frozen=True)
+class ParsedRequest:
+    """A request as the handler works on it: the valid segments, and the ones refused on their own."""
+
+    request: BatchRequest
+    single: bool
+    order: tuple[str, ...]  # every segment id as sent, for the response's order
+    rejected: tuple[SegmentAudio, ...] = ()
+
+
 _GENERATION_FIELDS = set(GenerationRequest.model_fields)
+_MODES = {"dev", "custom_voice", "voice_clone", "voice_design"}
 
 
-def parse_request(body: str | bytes | bytearray) -> tuple[BatchRequest, bool]:
-    """Body of either form to (request, was it the single form); RequestError names the field."""
+def parse_request(body: str | bytes | bytearray) -> ParsedRequest:
+    """Body of either form, validated; RequestError names the field.
+
+    In the batch form a segment with a bad id or text is refused on its own (its entry carries the
+    error) and the rest go ahead; anything about the voice or the request as a whole refuses it all.
+    """
     if len(body) > MAX_BODY_BYTES:
         raise RequestError("body", f"{len(body)} bytes is over the {MAX_BODY_BYTES}-byte limit")
     try:
@@ -135,22 +163,57 @@ def parse_request(body: str | bytes | bytearray) -> tuple[BatchRequest, bool]:
     single = "segments" not in data
     if single:
         data = _single_to_batch(data)
+        raw_segments = data["segments"]
+    else:
+        data = dict(data)
+        raw_segments = data.pop("segments")
+        data["segments"] = []
+    order, valid, rejected = _split_segments(raw_segments, single)
     try:
-        return BatchRequest.model_validate(data), single
+        request = BatchRequest.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = [str(p) for p in first["loc"] if p not in _MODES]
-        if (single and loc[:1] in (["voice"], ["generation"])) or loc[:2] == ["segments", "0"]:
-            loc = loc[2:] if loc[0] == "segments" else loc[1:]
-        field = ".".join(loc)
-        problem = first["msg"].removeprefix("Value error, ")
-        if first["type"] in {"union_tag_invalid", "union_tag_not_found"}:
-            field = "mode"
-            problem = f"unknown mode; use one of {', '.join(sorted(_MODES))}"
-        raise RequestError(field, problem) from None
+        raise _request_error(exc, single) from None
+    return ParsedRequest(request.model_copy(update={"segments": valid}), single, order, tuple(rejected))
 
 
-_MODES = {"dev", "custom_voice", "voice_clone", "voice_design"}
+def _split_segments(
+    raw: Any, single: bool
+) -> tuple[tuple[str, ...], list[SegmentRequest], list[SegmentAudio]]:
+    if not isinstance(raw, list) or not raw:
+        raise RequestError("segments", "must be a non-empty list of {id, text} objects")
+    if len(raw) > MAX_SEGMENTS_PER_REQUEST:
+        raise RequestError("segments", f"{len(raw)} segments; the limit is {MAX_SEGMENTS_PER_REQUEST}")
+    ids = [str(item.get("id", "")) if isinstance(item, dict) else "" for item in raw]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1 and i})
+    if duplicates:
+        raise RequestError("segments", f"duplicate id {duplicates[0]!r}; every segment needs its own id")
+    valid: list[SegmentRequest] = []
+    rejected: list[SegmentAudio] = []
+    for position, item in enumerate(raw):
+        try:
+            valid.append(SegmentRequest.model_validate(item))
+        except ValidationError as exc:
+            error = _request_error(exc, single=False, prefix=() if single else ("segments", str(position)))
+            if single or not ids[position]:
+                raise error from None
+            rejected.append(SegmentAudio(id=ids[position], error=str(error)))
+    return tuple(ids), valid, rejected
+
+
+def _request_error(exc: ValidationError, single: bool, prefix: tuple[str, ...] = ()) -> RequestError:
+    first = exc.errors()[0]
+    loc = [str(p) for p in first["loc"] if p not in _MODES]
+    if single and loc[:1] in (["voice"], ["generation"]):
+        loc = loc[1:]
+    field = ".".join([*prefix, *loc])
+    problem = first["msg"].removeprefix("Value error, ")
+    if first["type"] in {"union_tag_invalid", "union_tag_not_found"}:
+        field = "mode"
+        problem = f"unknown mode; use one of {', '.join(sorted(_MODES))}"
+    named, _, rest = problem.partition(": ")
+    if rest and named.isidentifier() and first["type"] == "value_error":  # a check naming its own field
+        field, problem = ".".join([*prefix, *loc, named]), rest
+    return RequestError(field, problem)
 
 
 def _single_to_batch(data: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,6 @@ def aws_session(mode: Literal["local", "real"] | None = None) -> Iterator[Settin
         options = EmulatorOptions(
             cold_start_seconds=settings.local_cold_start_seconds,
             time_scale=settings.local_time_scale,
-            engines=settings.engines,
         )
         context = local_aws(options)  # type: ignore[assignment]
     with context:

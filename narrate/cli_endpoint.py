@@ -25,6 +25,14 @@ def add_endpoint_commands(commands: Any) -> None:
     package.add_argument(
         "--no-wheels", action="store_true", help="do not vendor wheels (container needs PyPI)"
     )
+    package.add_argument(
+        "--weights",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="ship this checkpoint directory at the tarball's root as <DIR name>/ (repeatable); "
+        "point NARRATE_QWEN_*_MODEL at that name",
+    )
     deploy = commands.add_parser("deploy", help="package, upload model.tar.gz and ensure the endpoint")
     deploy.add_argument("--aws", choices=["local", "real"], help="default NARRATE_AWS (local)")
     deploy.add_argument("--no-wheels", action="store_true", help="do not vendor wheels")
@@ -34,7 +42,10 @@ def run_endpoint_command(args: argparse.Namespace, console: Console) -> int:
     if args.command == "package":
         from narrate.package import build_model_package
 
-        path = build_model_package(Path(args.out), vendor_wheels=not args.no_wheels)
+        with console.status("packaging the handler (first run downloads the container's wheels)"):
+            path = build_model_package(
+                Path(args.out), vendor_wheels=not args.no_wheels, weights=[Path(w) for w in args.weights]
+            )
         console.print(f"wrote {path} ({path.stat().st_size} bytes)", soft_wrap=True, highlight=False)
         return 0
     with aws_session(args.aws) as settings:

@@ -1,59 +1,191 @@
-"""Build model.tar.gz for the SageMaker Hugging Face container: the handler under code/, its
-requirements, and (optionally) vendored wheels so the endpoint needs no internet at start."""
+"""Build model.tar.gz for the SageMaker Hugging Face container, starting with no internet.
+
+Layout (what the toolkit expects, nothing nested one level deeper):
+- ``code/inference.py`` (the four hooks) and ``code/model_server/`` (the handler);
+- ``code/qwen_tts/``: qwen-tts's own source, unpacked from its wheel (Apache-2.0, license kept): its
+  wheel depends on gradio for a demo the endpoint never runs, a closure we do not want to ship;
+- ``code/requirements.txt``: every package pinned, installed ``--no-index`` from ``code/wheels/``;
+- optionally checkpoint directories at the root (``--weights DIR`` lands as ``<DIR name>/``).
+
+The image already has torch and torchaudio (:data:`IMAGE_PROVIDES`); the handler's other packages and
+everything they need are resolved for the image's Python and platform and vendored as wheels. Resolved
+wheels are kept in a user cache keyed by the requirements, so a second build downloads nothing.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import os
+import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
+from collections.abc import Iterable
 from pathlib import Path
+
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import model_server
 from narrate.errors import ConfigError
 from narrate.storage import write_atomic
 
-CONTAINER_REQUIREMENTS = ["pydantic>=2.7,<3", "numpy>=1.26", "soundfile>=0.12", "espeakng-loader==0.2.4"]
-CONTAINER_PYTHON = "3.12"
-CONTAINER_MODEL_DIR = "/opt/ml/model"  # the Hugging Face PyTorch inference image's interpreter
+CONTAINER_PYTHON = "3.12"  # the Hugging Face PyTorch inference image's interpreter
+CONTAINER_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+IMAGE_PROVIDES = ("torch==2.6.0", "torchaudio==2.6.0")  # in the image, with everything they need
+# What the handler and qwen-tts import (qwen-tts's own pins: transformers 4.57.3, accelerate 1.12.0).
+HANDLER_REQUIREMENTS = (
+    "pydantic>=2.7,<3",
+    "numpy>=1.26,<3",
+    "soundfile==0.14.0",
+    "espeakng-loader==0.2.4",
+    "boto3>=1.34,<2",
+    "transformers==4.57.3",
+    "accelerate==1.12.0",
+    "huggingface_hub==0.36.2",
+    "tokenizers==0.22.2",
+    "librosa==0.11.0",
+    "einops==0.8.2",
+    "onnxruntime==1.32.0",
+)
+SOURCE_ONLY = ("sox==1.5.0",)  # published as an sdist only: built into a pure-Python wheel here
+QWEN_TTS = "qwen-tts==0.1.1"
 ENTRY_POINT = "from model_server.inference import input_fn, model_fn, output_fn, predict_fn  # noqa: F401\n"
+WHEEL_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "narrate" / "container-wheels"
 
 
-def download_wheels(folder: Path) -> None:
-    command = [
-        sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest", str(folder),
-        "--platform", "manylinux2014_x86_64", "--python-version", CONTAINER_PYTHON, *CONTAINER_REQUIREMENTS,
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise ConfigError(f"could not download the container's wheels: {result.stderr.strip()[-400:]}")
-
-
-def build_model_package(destination: Path, vendor_wheels: bool = True) -> Path:
-    """Write the tarball atomically; model files would sit at its root, code under code/."""
+def build_model_package(destination: Path, vendor_wheels: bool = True, weights: Iterable[Path] = ()) -> Path:
+    """Write the tarball atomically; returns its path."""
+    weight_dirs = [Path(w) for w in weights]
+    for folder in weight_dirs:
+        if not (folder / "config.json").is_file():
+            raise ConfigError(f"--weights {folder}: not a checkpoint directory (no config.json in it)")
     server_root = Path(model_server.__file__).parent
+    wheels = container_wheels() if vendor_wheels else None
+    requirements = requirements_text(wheels)
     with tempfile.TemporaryDirectory() as scratch:
-        wheels = Path(scratch) / "wheels"
-        wheels.mkdir()
-        if vendor_wheels:
-            download_wheels(wheels)
-        requirements = (
-            ["--no-index", "--find-links ./wheels", *CONTAINER_REQUIREMENTS]
-            if vendor_wheels
-            else CONTAINER_REQUIREMENTS
-        )
+        qwen_source = unpack_qwen_tts(Path(scratch))
 
         def write(tmp: Path) -> None:
             with tarfile.open(tmp, "w:gz") as tar:
                 _add_bytes(tar, "code/inference.py", ENTRY_POINT.encode())
-                _add_bytes(tar, "code/requirements.txt", ("\n".join(requirements) + "\n").encode())
+                _add_bytes(tar, "code/requirements.txt", requirements.encode())
                 for path in sorted(server_root.rglob("*.py")):
                     tar.add(path, f"code/model_server/{path.relative_to(server_root)}", recursive=False)
-                for wheel in sorted(wheels.glob("*.whl")):
+                tar.add(qwen_source, "code/qwen_tts")
+                for wheel in sorted(wheels.glob("*.whl")) if wheels else ():
                     tar.add(wheel, f"code/wheels/{wheel.name}")
+                for folder in weight_dirs:
+                    tar.add(folder, folder.resolve().name)
 
         return write_atomic(destination, write)
+
+
+def requirements_text(wheels: Path | None) -> str:
+    if wheels is None:
+        return "\n".join([*HANDLER_REQUIREMENTS, *SOURCE_ONLY]) + "\n"
+    pins = (wheels / "pins.txt").read_text().split()
+    return "\n".join(["--no-index", "--find-links wheels", *pins]) + "\n"
+
+
+def container_wheels() -> Path:
+    """The folder of vendored wheels (and their ``pins.txt``), resolved and downloaded once."""
+    key = hashlib.sha256(
+        json.dumps([HANDLER_REQUIREMENTS, SOURCE_ONLY, IMAGE_PROVIDES, CONTAINER_PYTHON]).encode()
+    ).hexdigest()[:16]
+    folder = WHEEL_CACHE / key
+    if (folder / "pins.txt").is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=folder.parent))
+    try:
+        pins = resolve_pins(staging)
+        _pip("download", "--no-deps", "--dest", str(staging), *_target_options(), *pins)
+        _pip("wheel", "--no-deps", "--wheel-dir", str(staging), *SOURCE_ONLY)
+        (staging / "report.json").unlink()
+        (staging / "pins.txt").write_text("\n".join([*pins, *SOURCE_ONLY]) + "\n")
+        staging.replace(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def resolve_pins(scratch: Path) -> list[str]:
+    """Exact versions of the handler's requirements and everything they need, except what the image
+    provides: resolved for the image's Python and platform from package metadata (no wheels fetched)."""
+    report = scratch / "report.json"
+    _pip(
+        "install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report),
+        "--target", str(scratch / "target"), *_target_options(), *IMAGE_PROVIDES, *HANDLER_REQUIREMENTS,
+    )  # fmt: skip
+    installs = json.loads(report.read_text())["install"]
+    return vendored_pins(installs, [Requirement(r).name for r in (*HANDLER_REQUIREMENTS, *SOURCE_ONLY)])
+
+
+def vendored_pins(installs: list[dict[str, object]], roots: list[str]) -> list[str]:
+    """``name==version`` of the packages reachable from ``roots`` without passing through the image's."""
+    metadata = {canonicalize_name(i["metadata"]["name"]): i["metadata"] for i in installs}  # type: ignore[index]
+    provided = {canonicalize_name(Requirement(r).name) for r in IMAGE_PROVIDES}
+    environment = _container_environment()
+    seen: set[str] = set()
+    queue = [canonicalize_name(r) for r in roots]
+    while queue:
+        name = queue.pop()
+        if name in seen or name in provided or name not in metadata:
+            continue
+        seen.add(name)
+        for line in metadata[name].get("requires_dist") or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate(environment | {"extra": ""}):
+                queue.append(canonicalize_name(requirement.name))
+    return sorted(f"{metadata[n]['name']}=={metadata[n]['version']}" for n in seen)
+
+
+def unpack_qwen_tts(scratch: Path) -> Path:
+    """qwen-tts's package folder (with its license), from its wheel, without its dependencies."""
+    wheel_dir = scratch / "qwen-wheel"
+    _pip("download", "--no-deps", "--only-binary=:all:", "--dest", str(wheel_dir), QWEN_TTS)
+    (wheel,) = wheel_dir.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(scratch / "qwen-unpacked")
+    package = scratch / "qwen-unpacked" / "qwen_tts"
+    for license_file in (scratch / "qwen-unpacked").glob("*.dist-info/**/LICENSE*"):
+        shutil.copy(license_file, package / "LICENSE")
+    return package
+
+
+def _container_environment() -> dict[str, str]:
+    environment = default_environment()
+    environment.update(
+        python_version=CONTAINER_PYTHON,
+        python_full_version=f"{CONTAINER_PYTHON}.0",
+        sys_platform="linux",
+        platform_system="Linux",
+        platform_machine="x86_64",
+        os_name="posix",
+        implementation_name="cpython",
+        platform_python_implementation="CPython",
+    )
+    return environment
+
+
+def _target_options() -> list[str]:
+    platforms = [option for p in CONTAINER_PLATFORMS for option in ("--platform", p)]
+    return [
+        "--only-binary=:all:", *platforms, "--python-version", CONTAINER_PYTHON, "--implementation", "cp",
+    ]  # fmt: skip
+
+
+def _pip(*args: str) -> None:
+    command = [sys.executable, "-m", "pip", *args, "--disable-pip-version-check"]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ConfigError(f"pip {args[0]} for the container failed: {result.stderr.strip()[-600:]}")
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:

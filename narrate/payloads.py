@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
+from model_server.config import DEFAULT_MODELS, checkpoint_identity
 from model_server.voices import DEV_VOICES
 from narrate.errors import ConfigError
 from narrate.script import (
@@ -24,13 +25,13 @@ from narrate.script import (
     QwenSpeakerVoice,
     Voice,
 )
+from narrate.settings import get_settings
 
-QWEN_MODELS: dict[Engine, str] = {
-    Engine.QWEN_SPEAKER: "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice",
-    Engine.QWEN_CLONE: "Qwen/Qwen3-TTS-12Hz-1.7B-Base",
-    Engine.QWEN_DESIGN: "Qwen/Qwen3-TTS-12Hz-1.7B-VoiceDesign",
+QWEN_MODES: dict[Engine, str] = {
+    Engine.QWEN_SPEAKER: "custom_voice",
+    Engine.QWEN_CLONE: "voice_clone",
+    Engine.QWEN_DESIGN: "voice_design",
 }
-QWEN_REVISION = "main"
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,9 @@ def model_identity(voice: Voice) -> ModelIdentity:
         return ModelIdentity("espeak-ng", f"espeakng-loader-{version('espeakng-loader')}")
     if isinstance(voice, PollyVoice):
         return ModelIdentity("aws-polly", voice.polly_engine)
-    return ModelIdentity(QWEN_MODELS[voice.engine], QWEN_REVISION)
+    mode = QWEN_MODES[voice.engine]
+    source = get_settings().server_config().qwen_sources(".").get(mode, DEFAULT_MODELS[mode])
+    return ModelIdentity(*checkpoint_identity(source))
 
 
 def file_sha256(path: Any) -> str:

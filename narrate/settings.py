@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from model_server.config import DEFAULT_BASE_MODEL, DEFAULT_CUSTOM_VOICE_MODEL, ServerConfig
 
 
 class Settings(BaseSettings):
@@ -64,7 +67,18 @@ class Settings(BaseSettings):
     instance_type: str = Field("ml.g5.xlarge", description="Instance type of the endpoint.")
     max_instances: int = Field(1, ge=1, le=20, description="Autoscaling MaxCapacity.")
     max_concurrent_invocations: int = Field(2, ge=1, le=1000, description="Per instance.")
-    engines: str = Field("dev", description="Engines the container loads (its NARRATE_ENGINES).")
+    engines: str = Field("dev", description="Engines the container loads: dev, qwen (comma list).")
+    qwen_custom_voice_model: str = Field(
+        DEFAULT_CUSTOM_VOICE_MODEL, description="CustomVoice checkpoint: a directory or hub id; 'none' = off."
+    )
+    qwen_base_model: str = Field(DEFAULT_BASE_MODEL, description="Base (clone) checkpoint; 'none' = off.")
+    qwen_voice_design_model: str = Field("none", description="VoiceDesign checkpoint; 'none' = off.")
+    qwen_device: str = Field("auto", description="Device of the Qwen models: auto, cpu, cuda:0.")
+    qwen_fast_decode: bool = Field(True, description="Lean code-predictor loop (same output, faster).")
+    qwen_batch_size: int = Field(16, ge=1, le=256, description="Most segments in one generate call.")
+    qwen_batch_frames: int = Field(12000, ge=1, description="Batch size x longest frame cap allowed.")
+    qwen_max_segment_seconds: float = Field(120, gt=0, le=3600, description="Hard cap on one segment.")
+    ref_audio_allowed_hosts: str = Field("", description="Hosts an http(s) reference clip may come from.")
     success_topic_arn: str | None = Field(None, description="SNS topic notified of each output.")
     error_topic_arn: str | None = Field(None, description="SNS topic notified of each failure.")
     hourly_price_usd: float = Field(1.408, ge=0, description="Instance price, for the cost report.")
@@ -80,6 +94,11 @@ class Settings(BaseSettings):
     local_time_scale: float = Field(
         1.0, gt=0, description="Multiplies autoscaling alarm periods and cooldowns in local mode."
     )
+
+    def server_config(self) -> ServerConfig:
+        """The container's configuration, from the same NARRATE_* names it reads itself."""
+        names = {f.name for f in fields(ServerConfig)} & set(type(self).model_fields)
+        return ServerConfig(**{name: getattr(self, name) for name in names})
 
     @property
     def model_data(self) -> str:

@@ -41,6 +41,16 @@ def embedded_aws() -> Iterator[Any]:
         yield aws
 
 
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Random-weight Qwen3-TTS checkpoints of each kind, built offline once a session, by request mode."""
+    from narrate.testing.qwen_checkpoint import build_checkpoint
+
+    root = tmp_path_factory.mktemp("qwen")
+    kinds = {"custom_voice": "custom_voice", "voice_clone": "base", "voice_design": "voice_design"}
+    return {mode: build_checkpoint(root / f"tiny-{kind}", kind) for mode, kind in kinds.items()}  # type: ignore[arg-type]
+
+
 _test_counter = itertools.count()
 
 

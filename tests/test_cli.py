@@ -74,3 +74,33 @@ def test_real_aws_refuses_the_local_placeholders(capsys: pytest.CaptureFixture[s
     assert main(["endpoint", "status", "--aws", "real"]) == 2
     err = capsys.readouterr().err
     assert "--aws real needs your own NARRATE_ROLE_ARN" in err  # the tests set a bucket of their own
+
+
+@pytest.mark.usefixtures("prefect_server", "embedded_aws")
+def test_render_with_the_qwen_engine_from_a_local_model_directory(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tiny_checkpoints: dict[str, Path],
+) -> None:
+    """The demo, spoken by a named Qwen speaker: the container configuration travels from the
+    settings through the SageMaker model's Environment to model_fn on the local instance."""
+    import json
+
+    import soundfile as sf
+
+    from narrate.settings import get_settings
+
+    monkeypatch.setenv("NARRATE_ENGINES", "qwen")
+    monkeypatch.setenv("NARRATE_QWEN_CUSTOM_VOICE_MODEL", str(tiny_checkpoints["custom_voice"]))
+    monkeypatch.setenv("NARRATE_QWEN_BASE_MODEL", "none")
+    monkeypatch.setenv("NARRATE_QWEN_MAX_SEGMENT_SECONDS", "1")  # random weights never stop by themselves
+    get_settings.cache_clear()
+    script = Path(shutil.copy(EXAMPLES / "demo.yaml", tmp_path / "demo.yaml"))
+    out = tmp_path / "out"
+    assert main(["render", str(script), "--out", str(out), "--voice-engine", "qwen-speaker"]) == 0
+    assert "8 synthesised" in capsys.readouterr().err
+    assert sf.info(str(out / "narration.wav")).samplerate == 24000
+    timeline = json.loads((out / "timeline.json").read_text())
+    assert timeline["model_id"] == tiny_checkpoints["custom_voice"].name  # not the hub model's name
+    assert timeline["model_revision"].startswith("sha256:")

@@ -102,7 +102,8 @@ def _inprocess() -> Endpoint:
     from narrate.endpoints.inprocess import InProcessEndpoint
     from narrate.settings import get_settings
 
-    return InProcessEndpoint(get_settings().state_dir / "inprocess-endpoint")
+    settings = get_settings()
+    return InProcessEndpoint(settings.state_dir / "inprocess-endpoint", settings.server_config())
 
 
 def _sagemaker() -> Endpoint:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from model_server import inference
+from model_server.config import ServerConfig
 from model_server.protocol import RequestError
 from narrate.endpoints import Submission, SynthesisJob, Usage
 from narrate.errors import TransientSynthesisError
@@ -23,8 +24,9 @@ log = logging.getLogger("narrate.endpoint.local")
 class InProcessEndpoint:
     name = "inprocess"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, server: ServerConfig) -> None:
         self.root = Path(root)
+        self.server = server
         self._model: inference.LoadedModel | None = None
         self._lock = threading.Lock()
 
@@ -36,7 +38,7 @@ class InProcessEndpoint:
     def wake(self, deadline_seconds: float, holder: str = "") -> None:
         with self._lock:
             if self._model is None:
-                self._model = inference.model_fn(str(self.root))
+                self._model = inference.load_engines(self.server, str(self.root))
 
     def stage(self, job: SynthesisJob) -> str:
         self.ensure()

@@ -43,7 +43,7 @@ class EndpointSpec:
     instance_type: str
     max_instances: int
     max_concurrent_invocations: int
-    engines: str
+    container_env: dict[str, str]  # the handler's NARRATE_* configuration
     output_path: str
     failure_path: str
     success_topic_arn: str | None
@@ -61,7 +61,7 @@ class EndpointSpec:
             instance_type=settings.instance_type,
             max_instances=settings.max_instances,
             max_concurrent_invocations=settings.max_concurrent_invocations,
-            engines=settings.engines,
+            container_env=settings.server_config().to_env(),
             output_path=f"{base}/async-outputs",
             failure_path=f"{base}/async-failures",
             success_topic_arn=settings.success_topic_arn,
@@ -164,7 +164,7 @@ def ensure_model_and_config(sagemaker: Any, spec: EndpointSpec) -> list[str]:
         PrimaryContainer={
             "Image": spec.image_uri,
             "ModelDataUrl": spec.model_data_url,
-            "Environment": CONTAINER_ENVIRONMENT | {"NARRATE_ENGINES": spec.engines},
+            "Environment": CONTAINER_ENVIRONMENT | spec.container_env,
         },
     ):
         created.append(f"model {spec.model_name}")

@@ -31,6 +31,7 @@ from typing import Any
 
 import boto3
 
+from model_server.config import ServerConfig
 from narrate.endpoints.sagemaker import split_s3
 
 log = logging.getLogger("narrate.localaws")
@@ -50,7 +51,6 @@ class EmulatorOptions:
     time_scale: float = 1.0  # multiplies alarm periods, cooldowns, request TTLs and invocation timeouts
     invocation_seconds: float = 0.0  # simulated accelerator time added to every invocation
     tick_seconds: float = 0.1
-    engines: str = "dev"  # what model_fn loads on each simulated instance
 
 
 @dataclass(frozen=True)
@@ -386,7 +386,7 @@ class AsyncEndpointEmulator:
         for _ in range(0 if self._capacity_withheld else desired - len(active)):
             instance = SimInstance(uuid.uuid4().hex[:8], now, now + self.options.cold_start_seconds)
             endpoint.instances.append(instance)
-            self._pool.submit(self._load_model, instance)
+            self._pool.submit(self._load_model, endpoint, instance)
             log.info("%s: launching instance %s", endpoint.name, instance.instance_id)
         surplus = len(active) - desired
         for instance in sorted(active, key=lambda i: (i.busy, -i.launched_at)):
@@ -440,15 +440,21 @@ class AsyncEndpointEmulator:
 
     # --- what an instance does -----------------------------------------------------------------
 
-    def _load_model(self, instance: SimInstance) -> None:
-        """What a cold start does after launch: the container's model load, for the configured engines."""
+    def _load_model(self, endpoint: SimEndpoint, instance: SimInstance) -> None:
+        """What a cold start does after launch: model_fn, configured by the model's container Environment."""
         from model_server import inference
 
-        model = inference.load_engines(self.options.engines)
+        model = inference.load_engines(ServerConfig.from_env(self._container_environment(endpoint)))
         with self._lock:
             instance.ready_at = max(instance.ready_at, time.monotonic())
             instance.model = model
         self.wake_up()
+
+    @staticmethod
+    def _container_environment(endpoint: SimEndpoint) -> dict[str, str]:
+        model_name = endpoint.config["ProductionVariants"][0]["ModelName"]
+        container = endpoint.backend.describe_model(model_name).primary_container
+        return dict(container.get("Environment") or {})
 
     def _release_model(self, instance: SimInstance) -> None:
         model, instance.model = instance.model, None

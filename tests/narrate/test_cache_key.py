@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +46,30 @@ def test_each_sound_field_changes_the_key(changed: dict[str, Any]) -> None:
     assert key(**changed) != key()
 
 
-def test_model_revision_and_handler_version_change_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_checkpoint_and_handler_version_change_the_key(
+    monkeypatch: pytest.MonkeyPatch, tiny_checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    from narrate.settings import get_settings
+
     before = key()
-    monkeypatch.setattr("narrate.payloads.QWEN_REVISION", "abc123")
-    assert key() != before
+    monkeypatch.setenv("NARRATE_QWEN_CUSTOM_VOICE_MODEL", str(tiny_checkpoints["custom_voice"]))
+    get_settings.cache_clear()
+    local = key()
+    assert local != before
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_checkpoints["custom_voice"], copy)
+    monkeypatch.setenv("NARRATE_QWEN_CUSTOM_VOICE_MODEL", str(copy))
+    get_settings.cache_clear()
+    copied = key()
+    assert copied != local  # another folder name: another model id
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    assert key() != copied  # the same folder with other weights
     monkeypatch.undo()
+    get_settings.cache_clear()
+    assert key() == before
     monkeypatch.setattr(cache, "HANDLER_VERSION", "999")
     assert key() != before
 

@@ -1,0 +1,1 @@
+"""Test helpers that run real model code without downloaded weights."""

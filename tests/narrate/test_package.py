@@ -1,0 +1,84 @@
+"""model.tar.gz as the container sees it: layout at the root, and an install that needs no index."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+from narrate.package import IMAGE_PROVIDES, _target_options, build_model_package
+
+
+@pytest.fixture(scope="module")
+def unpacked(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoints: dict[str, Path]) -> Path:
+    out = tmp_path_factory.mktemp("package")
+    package = build_model_package(out / "model.tar.gz", weights=[tiny_checkpoints["custom_voice"]])
+    with tarfile.open(package) as tar:
+        tar.extractall(out / "root", filter="data")
+    return out / "root"
+
+
+def test_layout_is_at_the_root(unpacked: Path, tiny_checkpoints: dict[str, Path]) -> None:
+    top = {p.name for p in unpacked.iterdir()}
+    assert top == {"code", tiny_checkpoints["custom_voice"].name}  # nothing nested one folder deeper
+    code = unpacked / "code"
+    assert (code / "inference.py").read_text().startswith("from model_server.inference import")
+    assert (code / "model_server" / "engines" / "qwen.py").is_file()
+    assert (code / "qwen_tts" / "inference" / "qwen3_tts_model.py").is_file()
+    assert (code / "qwen_tts" / "LICENSE").is_file()
+    assert not any((code / name).exists() for name in ("narrate", "flows", "tasks", "deployments"))
+    assert (unpacked / tiny_checkpoints["custom_voice"].name / "config.json").is_file()
+    assert (unpacked / tiny_checkpoints["custom_voice"].name / "speech_tokenizer").is_dir()
+
+
+def test_requirements_are_pinned_and_offline(unpacked: Path) -> None:
+    lines = (unpacked / "code" / "requirements.txt").read_text().split("\n")
+    assert lines[:2] == ["--no-index", "--find-links wheels"]
+    pins = {Requirement(line).name.lower(): line for line in lines[2:] if line}
+    assert pins["transformers"] == "transformers==4.57.3" and pins["accelerate"] == "accelerate==1.12.0"
+    assert all("==" in line for line in pins.values())
+    assert "gradio" not in pins and "torch" not in pins  # qwen-tts's demo dependency; the image's torch
+
+
+def _stub_wheel(folder: Path, requirement: str) -> None:
+    """A metadata-only wheel standing for a package the image already has installed."""
+    name, version = requirement.split("==")
+    dist = f"{name}-{version}.dist-info"
+    with zipfile.ZipFile(folder / f"{name}-{version}-py3-none-any.whl", "w") as wheel:
+        wheel.writestr(f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        wheel.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        wheel.writestr(f"{dist}/RECORD", "")
+
+
+def _resolve_offline(code: Path, image: Path) -> subprocess.CompletedProcess[str]:
+    """What the container's pip does with requirements.txt, for the image's Python, with no index."""
+    command = [
+        sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
+        "--disable-pip-version-check",
+        "--target", str(image / "target"), *_target_options(), "--find-links", str(image),
+        "-r", str(code / "requirements.txt"),
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, check=False, cwd="/")
+
+
+def test_requirements_resolve_from_the_vendored_wheels_alone(unpacked: Path, tmp_path: Path) -> None:
+    image = tmp_path / "image"
+    image.mkdir()
+    for requirement in IMAGE_PROVIDES:
+        _stub_wheel(image, requirement)
+    result = _resolve_offline(unpacked / "code", image)
+    assert result.returncode == 0, result.stderr[-800:]
+    assert "Would install" in result.stdout and "transformers-4.57.3" in result.stdout
+
+    (transformers,) = (unpacked / "code" / "wheels").glob("transformers-*.whl")  # the check can fail
+    moved = transformers.rename(tmp_path / transformers.name)
+    try:
+        missing = _resolve_offline(unpacked / "code", image)
+    finally:
+        moved.rename(transformers)
+    assert missing.returncode != 0 and "transformers" in missing.stderr
