@@ -62,6 +62,11 @@ class CustomVoiceRequest(_VoiceRequest):
         return normalize_speaker(value)
 
 
+def transcript_missing(transcript: str | None, x_vector_only: bool) -> bool:
+    """ICL cloning (the default) needs the clip's transcript; x-vector-only cloning does not."""
+    return not x_vector_only and not (transcript and transcript.strip())
+
+
 class VoiceCloneRequest(_VoiceRequest):
     """``ref_audio``: standard base64 of a WAV/FLAC file (or a ``data:`` URL), an ``s3://`` URI, or an
     http(s) URL whose host the endpoint allow-lists. The clip must be 2-60 s long."""
@@ -73,7 +78,7 @@ class VoiceCloneRequest(_VoiceRequest):
 
     @model_validator(mode="after")
     def _transcript(self) -> VoiceCloneRequest:
-        if not self.x_vector_only and not (self.ref_text and self.ref_text.strip()):
+        if transcript_missing(self.ref_text, self.x_vector_only):
             raise ValueError(
                 "ref_text: the exact transcript of the reference clip is required for voice cloning; "
                 "send it, or set x_vector_only: true for a lower-quality clone without one"

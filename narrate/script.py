@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from model_server.protocol import GenerationRequest as GenerationSettings
+from model_server.protocol import transcript_missing
 from model_server.voices import normalize_language, normalize_speaker
 from narrate.errors import ScriptError
 
@@ -114,7 +115,7 @@ class QwenCloneVoice(_VoiceBase):
 
     @model_validator(mode="after")
     def _transcript(self) -> QwenCloneVoice:
-        if not self.x_vector_only and not (self.reference_text and self.reference_text.strip()):
+        if transcript_missing(self.reference_text, self.x_vector_only):
             raise ValueError(
                 "reference_text is required: write the exact words spoken in the reference clip "
                 "(or set x_vector_only: true for a lower-quality clone without a transcript)"
