@@ -60,6 +60,9 @@ def _resolve_offline(code: Path, image: Path) -> subprocess.CompletedProcess[str
     command = [
         sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
         "--disable-pip-version-check",
+        # pip before 24 checks Requires-Python of --find-links files against the running interpreter
+        # despite --python-version; the wheel tags still pin every binary to cp312.
+        "--ignore-requires-python",
         "--target", str(image / "target"), *_target_options(), "--find-links", str(image),
         "-r", str(code / "requirements.txt"),
     ]  # fmt: skip
