@@ -11,22 +11,26 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import Field
 
+from narrate.aws_mode import aws_for
 from narrate.endpoints import SynthesisJob
 from narrate.errors import RenderFailed
 from narrate.log import run_logger
 from narrate.manifest import RenderManifest, RenderState, SegmentRecord, SegmentStatus
-from narrate.script import Engine, NarrationScript
+from narrate.script import Backend, Engine, GenerationSettings, NarrationScript
 from narrate.settings import Settings, get_settings
+from narrate.storage import fetch_to_local
 from tasks.assembly import assemble_track
 from tasks.endpoint import ensure_endpoint, scale_down, wake_endpoint
+from tasks.report import publish_render_report
 from tasks.script import PlannedSegment, load_narration, plan_segments
 from tasks.storage import look_up_cache
 from tasks.synthesis import SegmentOutcome, gather_outputs, plan_jobs, stage_requests, submit_segments
@@ -47,32 +51,85 @@ def default_out_dir(script: str, settings: Settings) -> Path:
     validate_parameters=True,
 )
 def render_narration(
-    script: str,
-    out_dir: str | None = None,
-    voice_engine: Engine | None = None,
-    backend: str | None = None,
+    script: Annotated[
+        str, Field(min_length=1, description="Narration script (YAML/JSON): a path or s3:// URI.")
+    ],
+    out_dir: Annotated[
+        str | None, Field(description="Folder for the outputs; default renders/<name>/.")
+    ] = None,
+    voice_engine: Annotated[
+        Engine | None, Field(description="Speak with this engine instead of the script's voice.")
+    ] = None,
+    backend: Annotated[
+        Backend | None, Field(description="Endpoint that synthesises; default NARRATE_BACKEND.")
+    ] = None,
+    generation: Annotated[
+        GenerationSettings | None, Field(description="Sampling settings instead of the script's (Qwen).")
+    ] = None,
 ) -> dict[str, Any]:
     """Render a narration script to a track, timeline and captions.
 
     Args:
-        script: Path of the narration script (YAML or JSON).
+        script: Narration script (YAML or JSON): a path or an s3:// URI.
         out_dir: Folder for the outputs; default renders/<script name>/.
         voice_engine: Speak with this engine instead of the script's voice (e.g. dev).
-        backend: Endpoint that synthesises; default NARRATE_BACKEND (sagemaker).
+        backend: What synthesises; default NARRATE_BACKEND (sagemaker).
+        generation: Sampling settings instead of the script's (Qwen engines): seed, temperature, ...
     """
     settings = get_settings()
     backend = backend or settings.backend
-    out = Path(out_dir) if out_dir else default_out_dir(script, settings)
-    narration = load_narration(script, voice_engine)
+    with aws_for(backend), endpoint_slot(settings.endpoint_name):
+        local_script = str(fetch_to_local(script, settings.state_dir / "scripts"))
+        out = Path(out_dir) if out_dir else default_out_dir(local_script, settings)
+        return run_render(local_script, out, voice_engine, backend, generation=generation)
+
+
+@contextmanager
+def endpoint_slot(endpoint_name: str) -> Iterator[None]:
+    """One render at a time per endpoint, whichever deployment (or CLI) started it: a render that
+    finds the slot taken waits for it (a Prefect global concurrency limit of 1), it is not lost."""
+    from prefect.client.orchestration import get_client
+    from prefect.concurrency.sync import concurrency
+
+    name = f"narrate-endpoint-{endpoint_name}"
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except Exception:  # missing: create it (a concurrent render may have just done so)
+            from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+            with suppress(Exception):
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+    run_logger().info("waiting for the endpoint's render slot %s", name)
+    with concurrency(name, occupy=1, strict=True):
+        yield
+
+
+def run_render(
+    script: str,
+    out: Path,
+    voice_engine: Engine | None,
+    backend: str,
+    only: set[str] | None = None,
+    earlier_errors: dict[str, str] | None = None,
+    generation: GenerationSettings | None = None,
+) -> dict[str, Any]:
+    """The whole lifecycle for one script; ``only`` limits synthesis to these segment ids (a retry:
+    the others come from the cache or stay failed with their ``earlier_errors``)."""
+    settings = get_settings()
+    narration = load_narration(script, voice_engine, generation)
     plan = plan_segments(narration)
-    manifest = _start_manifest(script, narration, plan, backend, out)
+    manifest = _start_manifest(script, narration, plan, backend, out, voice_engine)
+    manifest.generation = generation
     try:
-        hits, todo, outputs = _render(narration, plan, manifest, backend, out, settings)
+        hits, todo, outputs = _render(narration, plan, manifest, backend, out, settings, only, earlier_errors)
     except BaseException as exc:
         if manifest.state is RenderState.RUNNING:
             manifest.state, manifest.error = RenderState.FAILED, f"{exc.__class__.__name__}: {exc}"[:500]
             manifest.save()
         raise
+    finally:
+        publish_render_report(manifest)
     return {"out_dir": str(out), "outputs": outputs, "cached": len(hits), "synthesised": len(todo)}
 
 
@@ -83,15 +140,21 @@ def _render(
     backend: str,
     out: Path,
     settings: Settings,
+    only: set[str] | None = None,
+    earlier_errors: dict[str, str] | None = None,
 ) -> tuple[set[str], list[PlannedSegment], dict[str, str]]:
     cache_dir = str(settings.cache_dir)
     hits = look_up_cache(plan, cache_dir)
     for planned in plan:
         if planned.cache_key in hits:
             _record(manifest, planned.id, SegmentStatus.DONE, cache_hit=True)
+        elif only is not None and planned.id not in only:
+            record = manifest.segment(planned.id)
+            record.status = SegmentStatus.FAILED
+            record.error = f"not retried this time: {(earlier_errors or {}).get(planned.id, 'no output')}"
     manifest.save()
 
-    todo = _unique_by_key([p for p in plan if p.cache_key not in hits])
+    todo = _unique_by_key([p for p in plan if p.cache_key not in hits and (only is None or p.id in only)])
     if todo:
         holder = _holder()
         try:
@@ -223,10 +286,16 @@ def _unique_by_key(segments: list[PlannedSegment]) -> list[PlannedSegment]:
 
 
 def _start_manifest(
-    script: str, narration: NarrationScript, plan: list[PlannedSegment], backend: str, out: Path
+    script: str,
+    narration: NarrationScript,
+    plan: list[PlannedSegment],
+    backend: str,
+    out: Path,
+    voice_engine: Engine | None,
 ) -> RenderManifest:
     manifest = RenderManifest(
         script=str(script),
+        voice_engine=voice_engine.value if voice_engine else None,
         script_sha256=hashlib.sha256(Path(script).read_bytes()).hexdigest(),
         title=narration.title,
         engine=narration.voice.engine.value,

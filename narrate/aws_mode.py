@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Literal
 
 from narrate.endpoints import reset_endpoints
 from narrate.settings import Settings, get_settings
+
+
+def aws_for(backend: str, mode: Literal["local", "real"] | None = None) -> AbstractContextManager[object]:
+    """The AWS a render on ``backend`` needs: none in-process; else the configured (or given) one.
+    Inside a running embedded AWS (the CLI's, the tests') it joins that one."""
+    if backend != "sagemaker":
+        return nullcontext()
+    return aws_session(mode)
 
 
 @contextmanager

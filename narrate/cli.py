@@ -58,8 +58,10 @@ def _parser() -> argparse.ArgumentParser:
         help="local: embedded AWS on 127.0.0.1 (default); real: your account",
     )
     from narrate.cli_endpoint import add_endpoint_commands
+    from narrate.cli_runs import add_run_commands
 
     add_endpoint_commands(commands)
+    add_run_commands(commands)
     return parser
 
 
@@ -70,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
             return _validate(args.script, args.voice_engine)
         if args.command == "render":
             return _render(args)
+        if args.command in ("retry", "runs", "serve"):
+            from narrate.cli_runs import run_command
+
+            return run_command(args, console)
         from narrate.cli_endpoint import run_endpoint_command
 
         return run_endpoint_command(args, console)
@@ -114,7 +120,7 @@ def _render(args: argparse.Namespace) -> int:
     backend = args.backend or get_settings().backend
     with (
         _aws_for(backend, args.aws),
-        _ManifestProgress(out / "manifest.json", [s.id for s in narration.segments]),
+        ManifestProgress(out / "manifest.json", [s.id for s in narration.segments]),
     ):
         result = render_narration(
             script=args.script,
@@ -122,7 +128,7 @@ def _render(args: argparse.Namespace) -> int:
             voice_engine=Engine(args.voice_engine) if args.voice_engine else None,
             backend=backend,
         )
-    _print_result(result)
+    print_result(result)
     return 0
 
 
@@ -139,7 +145,7 @@ def _aws_for(backend: str, mode: str | None) -> AbstractContextManager[object]:
     return aws_session(where)  # type: ignore[arg-type]
 
 
-def _print_result(result: dict[str, object]) -> None:
+def print_result(result: dict[str, object]) -> None:
     outputs = result["outputs"]
     assert isinstance(outputs, dict)
     timeline = json.loads(Path(outputs["timeline"]).read_text(encoding="utf-8"))
@@ -162,7 +168,7 @@ def _print_result(result: dict[str, object]) -> None:
         console.print(f"  {kind:<9} {path}", soft_wrap=True, highlight=False)
 
 
-class _ManifestProgress:
+class ManifestProgress:
     """Progress bars fed by the render manifest the flow rewrites as segments finish."""
 
     def __init__(self, manifest_path: Path, segment_ids: list[str]) -> None:
@@ -177,7 +183,7 @@ class _ManifestProgress:
         self.rows: dict[str, TaskID] = {}
         self.started_after = self.path.stat().st_mtime if self.path.exists() else 0.0
 
-    def __enter__(self) -> _ManifestProgress:
+    def __enter__(self) -> ManifestProgress:
         if self.per_segment:
             for segment_id in self.ids:
                 self.rows[segment_id] = self.progress.add_task(segment_id, total=1, status="waiting")

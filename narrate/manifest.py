@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from narrate.script import GenerationSettings
 from narrate.storage import write_text_atomic
 
 MANIFEST_NAME = "manifest.json"
@@ -45,6 +46,8 @@ class RenderManifest(BaseModel):
     script_sha256: str
     title: str
     engine: str
+    voice_engine: str | None = Field(None, description="The --voice-engine override, if the render had one.")
+    generation: GenerationSettings | None = Field(None, description="The run's sampling override, if any.")
     backend: str
     out_dir: str
     state: RenderState = RenderState.RUNNING

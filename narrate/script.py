@@ -34,6 +34,13 @@ SEGMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
+class Backend(StrEnum):
+    """What synthesises: a SageMaker async endpoint (real or local mode) or the handler in-process."""
+
+    SAGEMAKER = "sagemaker"
+    INPROCESS = "inprocess"
+
+
 class Engine(StrEnum):
     QWEN_SPEAKER = "qwen-speaker"
     QWEN_CLONE = "qwen-clone"

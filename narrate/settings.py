@@ -87,6 +87,18 @@ class Settings(BaseSettings):
     invocation_timeout_seconds: int = Field(3600, ge=1, le=3600)
     request_ttl_seconds: int = Field(21600, ge=60, le=21600)
 
+    # --- deployments (narrate serve) ---
+    weekly_script: str = Field(
+        "examples/demo.yaml", description="Script of the weekly-render deployment: a path or s3:// URI."
+    )
+    weekly_out_dir: str | None = Field(
+        None, description="Outputs of the weekly render; default renders/<name>/."
+    )
+    weekly_cron: str = Field(
+        "0 6 * * 1", description="Schedule of the weekly render (cron; default Monday 06:00)."
+    )
+    schedule_timezone: str = Field("UTC", description="IANA timezone of the schedule, e.g. Europe/London.")
+
     # --- local mode (the embedded AWS) ---
     local_cold_start_seconds: float = Field(
         3.0, ge=0, description="Simulated instance launch + model load in local mode."

@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader sees the old file or the whole new one, never half of it."""
+"""Atomic file writes (a reader sees the old file or the whole new one, never half of it), and fetching
+an input that may live in S3."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from narrate.errors import ConfigError
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
@@ -44,3 +47,22 @@ def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def fetch_to_local(location: str, folder: Path) -> Path:
+    """A local path as it is, or an ``s3://`` object downloaded (atomically) under ``folder``."""
+    if not location.startswith("s3://"):
+        return Path(location)
+    import hashlib
+
+    import boto3
+
+    bucket, _, key = location.removeprefix("s3://").partition("/")
+    if not bucket or not key:
+        raise ConfigError(f"{location}: not an s3://bucket/key URI")
+    target = folder / hashlib.sha256(location.encode()).hexdigest()[:16] / Path(key).name
+    try:
+        body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:
+        raise ConfigError(f"{location}: could not read it from S3 ({exc.__class__.__name__})") from None
+    return write_bytes_atomic(target, body)

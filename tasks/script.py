@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from narrate.cache import segment_cache_key
 from narrate.payloads import override_engine
-from narrate.script import Engine, NarrationScript, load_script, normalize_text
+from narrate.script import Engine, GenerationSettings, NarrationScript, load_script, normalize_text
 from narrate.settings import get_settings
 
 
@@ -21,11 +21,16 @@ class PlannedSegment:
 
 
 @task(name="validate-script", cache_policy=NO_CACHE)
-def load_narration(script: str, voice_engine: Engine | None = None) -> NarrationScript:
-    """The whole script, validated; a ScriptError here means nothing was synthesised."""
+def load_narration(
+    script: str, voice_engine: Engine | None = None, generation: GenerationSettings | None = None
+) -> NarrationScript:
+    """The whole script, validated, with the run's overrides; a ScriptError here means nothing was
+    synthesised."""
     narration = load_script(script, max_segment_chars=get_settings().max_segment_chars)
     if voice_engine is not None:
         narration = narration.with_voice(override_engine(narration.voice, Engine(voice_engine)))
+    if generation is not None:
+        narration = narration.model_copy(update={"generation": generation})
     return narration
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,3 +105,25 @@ def test_render_with_the_qwen_engine_from_a_local_model_directory(
     timeline = json.loads((out / "timeline.json").read_text())
     assert timeline["model_id"] == tiny_checkpoints["custom_voice"].name  # not the hub model's name
     assert timeline["model_revision"].startswith("sha256:")
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_retry_and_runs_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], embedded_aws: Any
+) -> None:
+    script = Path(shutil.copy(EXAMPLES / "demo.yaml", tmp_path / "demo.yaml"))
+    out = tmp_path / "out"
+    embedded_aws.emulator.fail_segments_once({"filters", "alerts"})
+    assert main(["render", str(script), "--out", str(out)]) == 4
+    err = capsys.readouterr().err
+    assert "2 segment(s) failed" in err and "filters: injected fault" in err
+    assert main(["retry", str(out / "manifest.json")]) == 0
+    err = capsys.readouterr().err
+    assert "retried: alerts, filters" in err and str(out / "narration.wav") in err
+    assert main(["retry", str(out / "manifest.json")]) == 0  # nothing left to do: re-assembles only
+    assert "retried: nothing" in capsys.readouterr().err
+    assert main(["retry", str(tmp_path / "missing.json")]) == 2
+    assert "manifest:" in capsys.readouterr().err
+    assert main(["runs", "--limit", "50"]) == 0
+    listing = capsys.readouterr().out
+    assert "render-" in listing and "retry-" in listing and "Failed" in listing and "Completed" in listing

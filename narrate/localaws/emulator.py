@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -124,6 +124,8 @@ class AsyncEndpointEmulator:
         }
         self._endpoints: dict[str, SimEndpoint] = {}
         self._throttle_remaining = 0
+        self._segment_faults: dict[str, str] = {}
+        self.synthesised: Counter[str] = Counter()  # segment id -> times the handler was asked for it
         self._capacity_withheld = False
         self._lock = threading.RLock()
         self.lock = self._lock  # held by moto's request threads while they change endpoint state
@@ -205,6 +207,22 @@ class AsyncEndpointEmulator:
         """Fault injection: answer the next ``count`` invocations with ThrottlingException."""
         with self._lock:
             self._throttle_remaining = count
+
+    def fail_segments_once(self, segment_ids: set[str], message: str = "injected fault") -> None:
+        """Fault injection: the next output of each of these segments carries a final error instead."""
+        with self._lock:
+            self._segment_faults.update(dict.fromkeys(segment_ids, message))
+
+    def _inject_segment_faults(self, output: str | bytes) -> str | bytes:
+        data = json.loads(output)
+        with self._lock:
+            for entry in data.get("segments", []):
+                message = self._segment_faults.pop(entry["id"], None)
+                if message:
+                    segment_id = entry["id"]
+                    entry.clear()
+                    entry.update(id=segment_id, error=message, retryable=False)
+        return json.dumps(data)
 
     def enqueue(self, endpoint_name: str, headers: dict[str, str]) -> dict[str, str]:
         with self._lock:
@@ -478,9 +496,10 @@ class AsyncEndpointEmulator:
                 time.sleep(self.options.invocation_seconds)
                 body = self._get(request.input_location)
                 parsed = inference.input_fn(body, request.content_type)
-                result["output"] = inference.output_fn(
-                    inference.predict_fn(parsed, instance.model), request.accept
-                )
+                with self._lock:
+                    self.synthesised.update(s.id for s in parsed.request.segments)
+                output = inference.output_fn(inference.predict_fn(parsed, instance.model), request.accept)
+                result["output"] = self._inject_segment_faults(output) if self._segment_faults else output
             except RequestError as exc:
                 result["error"] = (400, str(exc))
             except Exception as exc:

@@ -1,0 +1,101 @@
+"""Report tasks: what a render did, as Prefect artifacts on its run (table, summary, link to outputs)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from narrate.log import run_logger
+from narrate.manifest import MANIFEST_NAME, RenderManifest, RenderState, SegmentStatus
+
+
+def artifact_key(manifest: RenderManifest) -> str:
+    """Artifacts of renders into the same folder share a key, so the UI shows their history."""
+    return "render-" + (re.sub(r"[^a-z0-9]+", "-", Path(manifest.out_dir).name.lower()).strip("-") or "out")
+
+
+def segment_rows(manifest: RenderManifest) -> list[dict[str, Any]]:
+    timeline = _timeline(manifest)
+    rows = []
+    for record in manifest.segments:
+        placed = timeline.get(record.id, {})
+        rows.append(
+            {
+                "id": record.id,
+                "duration_s": placed.get("clip_seconds"),
+                "start_s": placed.get("start_seconds"),
+                "cache_hit": record.cache_hit,
+                "attempts": record.attempts,
+                "status": record.status.value,
+                "error": record.error or "",
+            }
+        )
+    return rows
+
+
+def summary_markdown(manifest: RenderManifest) -> str:
+    timeline = json.loads((Path(manifest.out_dir) / "timeline.json").read_text()) if _done(manifest) else {}
+    synthesised = sum(1 for s in manifest.segments if s.status is SegmentStatus.DONE and not s.cache_hit)
+    cached = sum(1 for s in manifest.segments if s.cache_hit)
+    lines = [f"# {manifest.title}", "", f"**{manifest.state.value}** — {manifest.script}", ""]
+    if timeline:
+        loudness = timeline["loudness"]
+        lines += [
+            f"- length: {timeline['total_seconds']:.2f} s "
+            f"({timeline['total_frames']} frames at {timeline['fps']} fps)",
+            f"- loudness: {loudness['output_lufs']} LUFS, true peak {loudness['true_peak_dbtp']} dBTP",
+        ]
+    lines += [
+        f"- segments: {len(manifest.segments)} ({cached} from the cache, {synthesised} synthesised)",
+        f"- GPU-seconds held: {manifest.gpu_seconds:.1f}, cost ${manifest.cost_usd:.4f}",
+    ]
+    if not synthesised and not manifest.failed() and "ensure" not in manifest.stage_seconds:
+        lines.append("- nothing to synthesise: every segment came from the cache; the endpoint was not woken")
+    failed = manifest.failed()
+    if failed:
+        manifest_path = Path(manifest.out_dir) / MANIFEST_NAME
+        lines += ["", f"## {len(failed)} segment(s) failed", ""]
+        lines += [f"- `{sid}`: {error}" for sid, error in failed.items()]
+        lines += [
+            "",
+            "Retry only these: `narrate retry " + str(manifest_path) + "`, or run the deployment "
+            f"`retry-failed-segments/retry-failed-segments` with `manifest = {manifest_path}`.",
+        ]
+    elif manifest.error:
+        lines += ["", f"Error: {manifest.error}"]
+    return "\n".join(lines) + "\n"
+
+
+@task(name="publish-report", cache_policy=NO_CACHE)
+def publish_render_report(manifest: RenderManifest) -> None:
+    """Table of segments, a summary and a link to the outputs; never fails the render."""
+    key = artifact_key(manifest)
+    try:
+        create_table_artifact(segment_rows(manifest), key=f"{key}-segments", description="Segments")
+        create_markdown_artifact(summary_markdown(manifest), key=f"{key}-summary", description="Summary")
+        create_link_artifact(
+            Path(manifest.out_dir).resolve().as_uri(), link_text=manifest.out_dir, key=f"{key}-outputs"
+        )
+    except Exception as exc:  # the report is a view of the manifest, which is already written
+        run_logger().warning("could not publish the render report: %s", exc)
+
+
+def _done(manifest: RenderManifest) -> bool:
+    return manifest.state is RenderState.COMPLETED and (Path(manifest.out_dir) / "timeline.json").is_file()
+
+
+def _timeline(manifest: RenderManifest) -> dict[str, dict[str, Any]]:
+    if not _done(manifest):
+        return {}
+    data = json.loads((Path(manifest.out_dir) / "timeline.json").read_text())
+    rate = data["sample_rate"]
+    return {
+        s["id"]: {"clip_seconds": round(s["clip_samples"] / rate, 3), "start_seconds": s["start_seconds"]}
+        for s in data["segments"]
+    }
