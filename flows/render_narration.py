@@ -32,7 +32,7 @@ from tasks.assembly import assemble_track
 from tasks.endpoint import ensure_endpoint, scale_down, wake_endpoint
 from tasks.report import publish_render_report
 from tasks.script import PlannedSegment, load_narration, plan_segments
-from tasks.storage import look_up_cache
+from tasks.storage import look_up_cache, mirror_manifest
 from tasks.synthesis import SegmentOutcome, gather_outputs, plan_jobs, stage_requests, submit_segments
 
 # Submits and gathers in flight at once; the endpoint's MaxConcurrentInvocationsPerInstance queues
@@ -129,6 +129,8 @@ def run_render(
             manifest.save()
         raise
     finally:
+        if backend == Backend.SAGEMAKER:
+            _mirror(manifest, settings)
         publish_render_report(manifest)
     return {"out_dir": str(out), "outputs": outputs, "cached": len(hits), "synthesised": len(todo)}
 
@@ -258,6 +260,15 @@ def _run_round(
     for future in as_completed(gathers):
         outcomes.extend(future.result())
     return outcomes
+
+
+def _mirror(manifest: RenderManifest, settings: Settings) -> None:
+    try:
+        uri = mirror_manifest(manifest, settings.bucket, settings.s3_prefix, settings.kms_key_id)
+    except Exception as exc:  # the local manifest is the record; the copy is for other machines
+        run_logger().warning("could not copy the manifest to S3: %s", exc)
+        return
+    run_logger().info("manifest copied to %s", uri)
 
 
 def _holder() -> str:

@@ -34,6 +34,7 @@ def aws_session(mode: Literal["local", "real"] | None = None) -> Iterator[Settin
         options = EmulatorOptions(
             cold_start_seconds=settings.local_cold_start_seconds,
             time_scale=settings.local_time_scale,
+            fault_file=str(settings.local_fault_file) if settings.local_fault_file else None,
         )
         context = local_aws(options)  # type: ignore[assignment]
     with context:

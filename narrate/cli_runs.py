@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -102,6 +103,7 @@ def _serve(port: int, console: Console) -> int:
         os.environ["PREFECT_API_URL"] = api
     console.print(f"Prefect UI: [bold]{api.removesuffix('/api')}[/]  (serving weekly-render, render, "
                   "retry-failed-segments; Ctrl-C stops)")  # fmt: skip
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # systemd stops with SIGTERM: stop the server too
     try:
         from deployments.deployments import serve_all
 
@@ -111,6 +113,10 @@ def _serve(port: int, console: Console) -> int:
             server.terminate()
             server.wait(timeout=30)
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _start_server(port: int, console: Console) -> subprocess.Popen[bytes]:

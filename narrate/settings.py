@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     schedule_timezone: str = Field("UTC", description="IANA timezone of the schedule, e.g. Europe/London.")
 
     # --- local mode (the embedded AWS) ---
+    local_fault_file: Path | None = Field(
+        None, description='Fault injection for tests: JSON {"fail_segments_once": [segment ids]}.'
+    )
     local_cold_start_seconds: float = Field(
         3.0, ge=0, description="Simulated instance launch + model load in local mode."
     )

@@ -9,7 +9,26 @@ from prefect.cache_policies import NO_CACHE
 
 from narrate.cache import ClipCache
 from narrate.log import run_logger
+from narrate.manifest import MANIFEST_NAME, RenderManifest
 from tasks.script import PlannedSegment
+
+
+@task(name="mirror-manifest", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def mirror_manifest(manifest: RenderManifest, bucket: str, prefix: str, kms_key_id: str | None) -> str:
+    """A copy of the render manifest in S3 (encrypted), where a retry on another machine finds it."""
+    import boto3
+
+    key = f"{prefix}/manifests/{Path(manifest.out_dir).name}/{MANIFEST_NAME}"
+    encryption = (
+        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
+        if kms_key_id
+        else {"ServerSideEncryption": "AES256"}
+    )
+    body = manifest.model_dump_json(indent=2).encode()
+    boto3.client("s3").put_object(
+        Bucket=bucket, Key=key, Body=body, ContentType="application/json", **encryption
+    )
+    return f"s3://{bucket}/{key}"
 
 
 @task(name="look-up-cache", cache_policy=NO_CACHE)

@@ -27,6 +27,7 @@ import uuid
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -51,6 +52,9 @@ class EmulatorOptions:
     time_scale: float = 1.0  # multiplies alarm periods, cooldowns, request TTLs and invocation timeouts
     invocation_seconds: float = 0.0  # simulated accelerator time added to every invocation
     tick_seconds: float = 0.1
+    # Fault injection across processes (a served flow run starts its own embedded AWS): a JSON file
+    # {"fail_segments_once": [ids]}; each listed segment's next output carries an error instead.
+    fault_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -212,6 +216,15 @@ class AsyncEndpointEmulator:
         """Fault injection: the next output of each of these segments carries a final error instead."""
         with self._lock:
             self._segment_faults.update(dict.fromkeys(segment_ids, message))
+
+    def _load_fault_file(self) -> None:
+        path = Path(self.options.fault_file) if self.options.fault_file else None
+        if path is None or not path.is_file():
+            return
+        with self._lock:
+            ids = json.loads(path.read_text() or "{}").get("fail_segments_once", [])
+            path.unlink()  # consumed: "once"
+            self._segment_faults.update(dict.fromkeys(ids, "injected fault"))
 
     def _inject_segment_faults(self, output: str | bytes) -> str | bytes:
         data = json.loads(output)
@@ -499,6 +512,7 @@ class AsyncEndpointEmulator:
                 with self._lock:
                     self.synthesised.update(s.id for s in parsed.request.segments)
                 output = inference.output_fn(inference.predict_fn(parsed, instance.model), request.accept)
+                self._load_fault_file()
                 result["output"] = self._inject_segment_faults(output) if self._segment_faults else output
             except RequestError as exc:
                 result["error"] = (400, str(exc))

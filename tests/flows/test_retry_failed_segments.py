@@ -13,6 +13,7 @@ from flows.retry_failed_segments import retry_failed_segments
 from narrate.errors import ConfigError, RenderFailed
 from narrate.localaws import LocalAws
 from narrate.manifest import RenderManifest
+from narrate.settings import get_settings
 from tasks.report import summary_markdown
 from tests.conftest import EXAMPLES
 
@@ -43,7 +44,9 @@ def test_two_injected_failures_then_a_retry_of_exactly_those(tmp_path: Path, emb
     first = emulator.synthesised - before
     assert set(first) == {s.id for s in manifest.segments} and set(first.values()) == {1}
 
-    result = retry_failed_segments(manifest=str(out / "manifest.json"))
+    settings = get_settings()
+    mirrored = f"s3://{settings.bucket}/{settings.s3_prefix}/manifests/out/manifest.json"
+    result = retry_failed_segments(manifest=mirrored)  # the copy in S3, as another machine would
     assert result["retried"] == sorted(FAILING) and result["synthesised"] == 2
     assert (emulator.synthesised - before - first) == dict.fromkeys(FAILING, 1)  # only those two, once
     assert RenderManifest.load(out / "manifest.json").state == "completed"
@@ -90,5 +93,5 @@ def test_a_changed_script_is_not_retried(tmp_path: Path, embedded_aws: LocalAws)
     embedded_aws.emulator.fail_segments_once({"intro"})
     assert render_narration(script=str(script), out_dir=str(out), return_state=True).is_failed()
     script.write_text(script.read_text().replace("Welcome", "Hello"))
-    with pytest.raises(ConfigError, match="changed since that render"):
+    with pytest.raises(ConfigError, match="changed \\(or is gone\\) since that render"):
         retry_failed_segments(manifest=str(out / "manifest.json"))
