@@ -49,6 +49,13 @@ def _current_umask() -> int:
     return mask
 
 
+def s3_encryption(kms_key_id: str | None) -> dict[str, str]:
+    """Server-side encryption arguments for every object narrate writes to S3."""
+    if kms_key_id:
+        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
+    return {"ServerSideEncryption": "AES256"}
+
+
 def fetch_to_local(location: str, folder: Path) -> Path:
     """A local path as it is, or an ``s3://`` object downloaded (atomically) under ``folder``."""
     if not location.startswith("s3://"):

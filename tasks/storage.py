@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from narrate.cache import ClipCache
 from narrate.log import run_logger
 from narrate.manifest import MANIFEST_NAME, RenderManifest
+from narrate.storage import s3_encryption
 from tasks.script import PlannedSegment
 
 
@@ -19,14 +20,9 @@ def mirror_manifest(manifest: RenderManifest, bucket: str, prefix: str, kms_key_
     import boto3
 
     key = f"{prefix}/manifests/{Path(manifest.out_dir).name}/{MANIFEST_NAME}"
-    encryption = (
-        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
-        if kms_key_id
-        else {"ServerSideEncryption": "AES256"}
-    )
     body = manifest.model_dump_json(indent=2).encode()
     boto3.client("s3").put_object(
-        Bucket=bucket, Key=key, Body=body, ContentType="application/json", **encryption
+        Bucket=bucket, Key=key, Body=body, ContentType="application/json", **s3_encryption(kms_key_id)
     )
     return f"s3://{bucket}/{key}"
 

@@ -41,6 +41,7 @@ from narrate.errors import ConfigError, EndpointError, SegmentRejected, Transien
 from narrate.log import run_logger
 from narrate.responses import failure_error
 from narrate.settings import Settings
+from narrate.storage import s3_encryption
 
 TRANSIENT_CODES = {
     "ThrottlingException", "Throttling", "TooManyRequestsException", "ServiceUnavailable",
@@ -346,9 +347,7 @@ class SageMakerEndpoint:
     # --- helpers -------------------------------------------------------------------------------
 
     def encryption(self) -> dict[str, str]:
-        if self.spec.kms_key_id:
-            return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.spec.kms_key_id}
-        return {"ServerSideEncryption": "AES256"}
+        return s3_encryption(self.spec.kms_key_id)
 
     def _classify(self, exc: Exception, action: str) -> Exception:
         code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
