@@ -33,12 +33,28 @@ def add_endpoint_commands(commands: Any) -> None:
         help="ship this checkpoint directory at the tarball's root as <DIR name>/ (repeatable); "
         "point NARRATE_QWEN_*_MODEL at that name",
     )
+    iam = commands.add_parser(
+        "iam-policy", help="print least-privilege IAM policies (orchestrator, endpoint)"
+    )
+    iam.add_argument("--account", help="AWS account id (default: the one in NARRATE_ROLE_ARN)")
     deploy = commands.add_parser("deploy", help="package, upload model.tar.gz and ensure the endpoint")
     deploy.add_argument("--aws", choices=["local", "real"], help="default NARRATE_AWS (local)")
     deploy.add_argument("--no-wheels", action="store_true", help="do not vendor wheels")
 
 
 def run_endpoint_command(args: argparse.Namespace, console: Console) -> int:
+    if args.command == "iam-policy":
+        from narrate.iam import account_of, endpoint_role_policy, orchestrator_policy
+        from narrate.settings import get_settings
+
+        settings = get_settings()
+        account = account_of(settings, args.account)
+        documents = {
+            "orchestrator": orchestrator_policy(settings, account),
+            "endpoint_execution_role": endpoint_role_policy(settings, account),
+        }
+        Console().print_json(json.dumps(documents))
+        return 0
     if args.command == "package":
         from narrate.package import build_model_package
 

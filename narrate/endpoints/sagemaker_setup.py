@@ -89,7 +89,8 @@ class EndpointSpec:
 
 
 def ensure_bucket(s3: Any, bucket: str, region: str, kms_key_id: str | None) -> bool:
-    """Create the bucket if missing: public access blocked, default encryption. True if created."""
+    """Create the bucket if missing: public access blocked, default encryption, a policy refusing any
+    request not made over TLS. True if created."""
     try:
         s3.head_bucket(Bucket=bucket)
         return False
@@ -118,7 +119,27 @@ def ensure_bucket(s3: Any, bucket: str, region: str, kms_key_id: str | None) -> 
         Bucket=bucket,
         ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": rule}]},
     )
+    if str(s3.meta.endpoint_url).startswith("https://"):
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only_policy(bucket)))
+    # else: the embedded AWS of local mode speaks plain HTTP on 127.0.0.1; the policy would lock us out
     return True
+
+
+def tls_only_policy(bucket: str) -> dict[str, Any]:
+    """Deny every request to the bucket and its objects that does not come over TLS."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
 
 
 def describe_endpoint(sagemaker: Any, name: str) -> dict[str, Any] | None:

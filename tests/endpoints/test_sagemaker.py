@@ -182,3 +182,33 @@ def test_boto3_reaches_the_embedded_aws_only_through_standard_variables(embedded
     assert boto3.client("s3").meta.endpoint_url == embedded_aws.url
     settings = Settings()
     assert settings.instance_type == "ml.g5.xlarge"
+
+
+class RecordingS3:
+    """The S3 API at the boundary narrate cannot reach from here: real AWS over HTTPS."""
+
+    def __init__(self) -> None:
+        self.meta = type("Meta", (), {"endpoint_url": "https://s3.eu-west-1.amazonaws.com"})()
+        self.calls: dict[str, dict] = {}
+
+    def head_bucket(self, **kwargs: object) -> None:
+        from botocore.exceptions import ClientError
+
+        raise ClientError({"Error": {"Code": "404"}}, "HeadBucket")
+
+    def __getattr__(self, name: str) -> object:
+        return lambda **kwargs: self.calls.__setitem__(name, kwargs)
+
+
+def test_a_created_bucket_refuses_requests_without_tls() -> None:
+    from narrate.endpoints.sagemaker_setup import ensure_bucket
+
+    s3 = RecordingS3()
+    assert ensure_bucket(s3, "narrate-prod", "eu-west-1", "arn:aws:kms:eu-west-1:1:key/k")
+    assert s3.calls["create_bucket"]["CreateBucketConfiguration"] == {"LocationConstraint": "eu-west-1"}
+    assert all(s3.calls["put_public_access_block"]["PublicAccessBlockConfiguration"].values())
+    rule = s3.calls["put_bucket_encryption"]["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    (deny,) = json.loads(s3.calls["put_bucket_policy"]["Policy"])["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert deny["Resource"] == ["arn:aws:s3:::narrate-prod", "arn:aws:s3:::narrate-prod/*"]
