@@ -85,13 +85,14 @@ def to_srt(cues: list[Cue], sample_rate: int) -> str:
     return "\n".join(blocks)
 
 
-def to_vtt(cues: list[Cue], sample_rate: int) -> str:
+def to_vtt(cues: list[Cue], sample_rate: int, note: str | None = None) -> str:
     blocks = [
         f"{_timestamp(c.start_sample, sample_rate, '.')} --> {_timestamp(c.end_sample, sample_rate, '.')}\n"
         f"{_vtt_escape(c.text)}\n"
         for c in cues
     ]
-    return "WEBVTT\n\n" + "\n".join(blocks)
+    header = "WEBVTT\n\n" + (f"NOTE {' '.join(note.replace('-->', '->').split())}\n\n" if note else "")
+    return header + "\n".join(blocks)
 
 
 def _vtt_escape(text: str) -> str:

@@ -57,6 +57,15 @@ def _parser() -> argparse.ArgumentParser:
         choices=["local", "real"],
         help="local: embedded AWS on 127.0.0.1 (default); real: your account",
     )
+    consent = commands.add_parser("consent", help="voice-clone consent records")
+    consent.add_argument("action", choices=["create"])
+    consent.add_argument("--clip", required=True, help="the reference clip the person agreed to")
+    consent.add_argument("--speaker", required=True, help="the person whose voice is cloned")
+    consent.add_argument("--scope", required=True, help="what the voice may be used for, as agreed")
+    consent.add_argument("--granted-on", help="YYYY-MM-DD (default today)")
+    consent.add_argument("--expires-on", help="YYYY-MM-DD, last day it holds (default: until withdrawn)")
+    consent.add_argument("--evidence", help="where the signed statement or recording is kept")
+    consent.add_argument("--out", default="consent.json", help="where to write it (default consent.json)")
     from narrate.cli_endpoint import add_endpoint_commands
     from narrate.cli_runs import add_run_commands
 
@@ -72,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             return _validate(args.script, args.voice_engine)
         if args.command == "render":
             return _render(args)
+        if args.command == "consent":
+            return _create_consent(args)
         if args.command in ("retry", "runs", "serve"):
             from narrate.cli_runs import run_command
 
@@ -85,6 +96,29 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: finished segments are cached; run the same command again[/]")
         return 130
+
+
+def _create_consent(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from narrate.consent import create_consent, write_consent
+    from narrate.errors import ConfigError
+
+    clip = Path(args.clip)
+    if not clip.is_file():
+        raise ConfigError(f"--clip {clip}: no such file; give the reference clip the person agreed to")
+    try:
+        granted = date.fromisoformat(args.granted_on) if args.granted_on else date.today()
+        expires = date.fromisoformat(args.expires_on) if args.expires_on else None
+    except ValueError as exc:
+        raise ConfigError(f"--granted-on/--expires-on: {exc}; write dates as YYYY-MM-DD") from None
+    record = create_consent(clip, args.speaker, args.scope, granted, expires, args.evidence)
+    path = write_consent(record, Path(args.out))
+    console.print(
+        f"wrote {path}: {record.consent_id} for {record.speaker_name}, clip sha256 "
+        f"{record.reference_sha256[:12]}…; name it as the voice's consent in the script"
+    )
+    return 0
 
 
 def _validate(script: str, voice_engine: str | None) -> int:

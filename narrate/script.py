@@ -27,6 +27,7 @@ from pydantic import (
 from model_server.protocol import GenerationRequest as GenerationSettings
 from model_server.protocol import transcript_missing
 from model_server.voices import normalize_language, normalize_speaker
+from narrate.consent import consent_problem
 from narrate.errors import ScriptError
 
 DEFAULT_MAX_SEGMENT_CHARS = 1500
@@ -93,19 +94,6 @@ class QwenSpeakerVoice(_VoiceBase):
         return normalize_text(value) or None if value is not None else None
 
 
-class Consent(_Strict):
-    """Who agreed to have their voice cloned, and where the proof is kept."""
-
-    speaker_name: str = Field(min_length=1, description="The person whose voice is cloned.")
-    record: Path = Field(description="Consent statement (recording or signed text), kept on file.")
-    granted_on: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="Date, YYYY-MM-DD.")
-
-    @field_validator("record", mode="after")
-    @classmethod
-    def _record_exists(cls, value: Path, info: ValidationInfo) -> Path:
-        return _existing_file(value, info, "consent record")
-
-
 class QwenCloneVoice(_VoiceBase):
     """A voice cloned by Qwen3-TTS Base from a short reference clip and its exact transcript."""
 
@@ -113,12 +101,25 @@ class QwenCloneVoice(_VoiceBase):
     reference_clip: Path = Field(description="WAV/FLAC of 2-60 s of the voice, relative to the script.")
     reference_text: str | None = Field(None, description="Exact transcript of the reference clip.")
     x_vector_only: bool = Field(False, description="Clone from the speaker embedding alone.")
-    consent: Consent
+    consent: Path = Field(description="Consent record (JSON, `narrate consent create`), next to the script.")
 
     @field_validator("reference_clip", mode="after")
     @classmethod
     def _clip_exists(cls, value: Path, info: ValidationInfo) -> Path:
         return _existing_file(value, info, "reference clip")
+
+    @field_validator("consent", mode="after")
+    @classmethod
+    def _consent_path(cls, value: Path, info: ValidationInfo) -> Path:
+        base_dir = Path((info.context or {}).get("base_dir", "."))
+        return (value if value.is_absolute() else base_dir / value).resolve()
+
+    @model_validator(mode="after")
+    def _consent_covers_the_clip(self) -> QwenCloneVoice:
+        problem = consent_problem(self.consent, self.reference_clip)
+        if problem:
+            raise ValueError(f"consent: {problem}")
+        return self
 
     @model_validator(mode="after")
     def _transcript(self) -> QwenCloneVoice:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -127,3 +128,23 @@ def test_retry_and_runs_commands(
     assert main(["runs", "--limit", "50"]) == 0
     listing = capsys.readouterr().out
     assert "render-" in listing and "retry-" in listing and "Failed" in listing and "Completed" in listing
+
+
+def test_consent_create_writes_a_record_the_script_accepts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "ada.wav").write_bytes(b"RIFF....WAVE")
+    out = tmp_path / "consent.json"
+    args = ["consent", "create", "--clip", str(tmp_path / "ada.wav"), "--speaker", "Ada Lovelace"]
+    assert main([*args, "--scope", "Acme product demos", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["speaker_name"] == "Ada Lovelace" and len(record["reference_sha256"]) == 64
+    assert record["consent_id"] in capsys.readouterr().err
+    script = tmp_path / "clone.yaml"
+    script.write_text(
+        "title: t\nvoice: {engine: qwen-clone, reference_clip: ada.wav, reference_text: Hi.,\n"
+        "        consent: consent.json}\nsegments: [{id: a, text: Hello.}]\n"
+    )
+    assert main(["validate", str(script)]) == 0
+    assert main([*args, "--scope", "x y z", "--expires-on", "tomorrow", "--out", str(out)]) == 2
+    assert "YYYY-MM-DD" in capsys.readouterr().err

@@ -189,3 +189,37 @@ def test_invalid_script_fails_before_anything_is_written(tmp_path: Path) -> None
     assert not (tmp_path / "out").exists()
     endpoints = boto3.client("sagemaker").list_endpoints()["Endpoints"]
     assert get_settings().endpoint_name not in {e["EndpointName"] for e in endpoints}  # no AWS touched
+
+
+def test_a_cloned_voice_render_discloses_whose_voice_under_which_consent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_checkpoints: dict[str, Path]
+) -> None:
+    from datetime import date
+
+    from narrate.consent import create_consent, write_consent
+
+    monkeypatch.setenv("NARRATE_ENGINES", "qwen")
+    monkeypatch.setenv("NARRATE_QWEN_CUSTOM_VOICE_MODEL", "none")
+    monkeypatch.setenv("NARRATE_QWEN_BASE_MODEL", str(tiny_checkpoints["voice_clone"]))
+    monkeypatch.setenv("NARRATE_QWEN_MAX_SEGMENT_SECONDS", "1")
+    get_settings.cache_clear()
+    rate = 24000
+    t = np.arange(3 * rate) / rate
+    sf.write(tmp_path / "ada.wav", (0.3 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), rate)
+    record = create_consent(tmp_path / "ada.wav", "Ada Lovelace", "Acme product demos", date(2026, 1, 5))
+    write_consent(record, tmp_path / "consent.json")
+    script = tmp_path / "clone.yaml"
+    script.write_text(
+        "title: Cloned\nvoice: {engine: qwen-clone, reference_clip: ada.wav, reference_text: This is Ada.,\n"
+        "        consent: consent.json}\nsegments: [{id: a, text: Hello there.}, {id: b, text: Goodbye.}]\n"
+    )
+    out = tmp_path / "out"
+    render(script, out, backend="inprocess")
+    timeline = json.loads((out / "timeline.json").read_text())
+    for disclosure in (
+        timeline["disclosure"],
+        sf.info(str(out / "narration.wav")).extra_info + str(sf.SoundFile(out / "narration.wav").comment),
+        (out / "captions.vtt").read_text().split("\n\n")[1],
+    ):
+        assert "Synthetic speech" in disclosure and "Ada Lovelace" in disclosure, disclosure
+        assert record.consent_id in disclosure

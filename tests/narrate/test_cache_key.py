@@ -93,14 +93,18 @@ def test_polly_voice_id_and_engine_matter() -> None:
 
 
 def _clone(tmp_path: Path, clip: bytes, transcript: str) -> QwenCloneVoice:
+    from datetime import date
+
+    from narrate.consent import create_consent, write_consent
+
     (tmp_path / "ref.wav").write_bytes(clip)
-    (tmp_path / "consent.txt").write_text("yes")
+    write_consent(create_consent(tmp_path / "ref.wav", "Ada", "demos", date(2026, 1, 1)), tmp_path / "c.json")
     return QwenCloneVoice.model_validate(
         {
             "engine": "qwen-clone",
             "reference_clip": "ref.wav",
             "reference_text": transcript,
-            "consent": {"speaker_name": "Ada", "record": "consent.txt", "granted_on": "2026-01-01"},
+            "consent": "c.json",
         },
         context={"base_dir": tmp_path},
     )

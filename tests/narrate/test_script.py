@@ -113,23 +113,53 @@ voice:
   engine: qwen-clone
   reference_clip: {clip}
   reference_text: {text}
-  consent: {{speaker_name: Ada, record: {record}, granted_on: "2026-05-01"}}
+  consent: {record}
 segments:
   - {{id: one, text: Hello.}}
 """
 
 
+def consent_for(folder: Path, clip: str, **changes: object) -> str:
+    from datetime import date
+
+    from narrate.consent import create_consent, write_consent
+
+    record = create_consent(folder / clip, "Ada", "product demos of Acme", date(2026, 5, 1))
+    write_consent(record.model_copy(update=changes), folder / "consent.json")
+    return "consent.json"
+
+
 def test_missing_reference_clip_and_consent_record(tmp_path: Path) -> None:
-    body = CLONE.format(clip="me.wav", text="Hi, I am Ada.", record="consent.txt")
+    body = CLONE.format(clip="me.wav", text="Hi, I am Ada.", record="consent.json")
     problems = problems_of(write_script(tmp_path, body))
     assert any(p.startswith("voice.reference_clip: reference clip 'me.wav' not found") for p in problems)
-    assert any(p.startswith("voice.consent.record: consent record 'consent.txt' not found") for p in problems)
+    (tmp_path / "me.wav").write_bytes(b"RIFF")
+    (problem,) = problems_of(write_script(tmp_path, body))
+    assert "consent record 'consent.json' not found" in problem and "narrate consent create" in problem
+
+
+def test_consent_must_be_current_and_for_this_very_clip(tmp_path: Path) -> None:
+    from datetime import date
+
+    (tmp_path / "me.wav").write_bytes(b"RIFF one")
+    body = CLONE.format(clip="me.wav", text="Hi, I am Ada.", record=consent_for(tmp_path, "me.wav"))
+    script = write_script(tmp_path, body)
+    assert load_script(script).voice.consent == (tmp_path / "consent.json").resolve()
+    consent_for(tmp_path, "me.wav", expires_on=date(2026, 6, 1))
+    (problem,) = problems_of(script)
+    assert "expired on 2026-06-01" in problem and "narrate consent create" in problem
+    consent_for(tmp_path, "me.wav")
+    (tmp_path / "me.wav").write_bytes(b"RIFF two")  # another recording in the same file name
+    (problem,) = problems_of(script)
+    assert "was given for another recording" in problem
+    (tmp_path / "consent.json").write_text('{"speaker_name": "Ada"}')
+    (problem,) = problems_of(script)
+    assert "is not a valid record" in problem
 
 
 def test_clone_needs_a_transcript(tmp_path: Path) -> None:
     (tmp_path / "me.wav").write_bytes(b"RIFF")
-    (tmp_path / "consent.txt").write_text("I agree.")
-    body = CLONE.format(clip="me.wav", text="''", record="consent.txt")
+    body = CLONE.format(clip="me.wav", text="''", record=consent_for(tmp_path, "me.wav"))
     (problem,) = problems_of(write_script(tmp_path, body))
     assert "reference_text is required: write the exact words spoken in the reference clip" in problem
     assert load_script(write_script(tmp_path, body.replace("reference_text: ''", "x_vector_only: true")))
