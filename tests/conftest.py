@@ -6,6 +6,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,46 @@ def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
     root = tmp_path_factory.mktemp("qwen")
     kinds = {"custom_voice": "custom_voice", "voice_clone": "base", "voice_design": "voice_design"}
     return {mode: build_checkpoint(root / f"tiny-{kind}", kind) for mode, kind in kinds.items()}  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class CloneScript:
+    script: Path
+    clip: Path
+    consent_id: str
+
+
+@pytest.fixture
+def tiny_clone_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_checkpoints: dict[str, Path]
+) -> CloneScript:
+    """A two-segment qwen-clone script with its clip and consent, served by the tiny Base checkpoint."""
+    from datetime import date
+
+    import numpy as np
+    import soundfile as sf
+
+    from narrate.consent import create_consent, write_consent
+    from narrate.settings import get_settings
+
+    monkeypatch.setenv("NARRATE_ENGINES", "qwen")
+    monkeypatch.setenv("NARRATE_QWEN_CUSTOM_VOICE_MODEL", "none")
+    monkeypatch.setenv("NARRATE_QWEN_BASE_MODEL", str(tiny_checkpoints["voice_clone"]))
+    monkeypatch.setenv("NARRATE_QWEN_MAX_SEGMENT_SECONDS", "1")  # random weights never stop by themselves
+    get_settings.cache_clear()
+    rate = 24000
+    noise = np.random.default_rng(9).standard_normal(3 * rate).astype(np.float32) * 0.1
+    clip = tmp_path / "ada.wav"
+    sf.write(clip, noise, rate)
+    record = create_consent(clip, "Ada Lovelace", "Acme product demos", date(2026, 1, 5))
+    write_consent(record, tmp_path / "consent.json")
+    script = write_script(
+        tmp_path,
+        "title: Cloned\nvoice: {engine: qwen-clone, reference_clip: ada.wav, reference_text: This is Ada.,\n"
+        "        consent: consent.json}\nsegments: [{id: a, text: Hello there.}, {id: b, text: Goodbye.}]\n",
+        "clone.yaml",
+    )
+    return CloneScript(script, clip, record.consent_id)
 
 
 _test_counter = itertools.count()

@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import base64
 import logging
-from datetime import date
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from flows.render_narration import render_narration
-from narrate.consent import create_consent, write_consent
 from narrate.localaws import LocalAws
-from narrate.settings import get_settings
+from tests.conftest import CloneScript
 
 pytestmark = pytest.mark.usefixtures("prefect_server", "embedded_aws")
 FORBIDDEN = (
@@ -28,30 +24,13 @@ FORBIDDEN = (
 
 
 def test_a_failed_clone_render_leaks_nothing(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-    tiny_checkpoints: dict[str, Path],
-    embedded_aws: LocalAws,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, tiny_clone_script: CloneScript, embedded_aws: LocalAws
 ) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, LogFilter, LogFilterFlowRunId
 
-    monkeypatch.setenv("NARRATE_ENGINES", "qwen")
-    monkeypatch.setenv("NARRATE_QWEN_CUSTOM_VOICE_MODEL", "none")
-    monkeypatch.setenv("NARRATE_QWEN_BASE_MODEL", str(tiny_checkpoints["voice_clone"]))
-    monkeypatch.setenv("NARRATE_QWEN_MAX_SEGMENT_SECONDS", "1")
-    get_settings.cache_clear()
-    rate = 24000
-    noise = np.random.default_rng(9).standard_normal(3 * rate).astype(np.float32) * 0.1
-    sf.write(tmp_path / "ada.wav", noise, rate)
-    clip_b64 = base64.b64encode((tmp_path / "ada.wav").read_bytes()).decode()
-    write_consent(create_consent(tmp_path / "ada.wav", "Ada", "demos", date(2026, 1, 5)), tmp_path / "c.json")
-    script = tmp_path / "clone.yaml"
-    script.write_text(
-        "title: Cloned\nvoice: {engine: qwen-clone, reference_clip: ada.wav, reference_text: This is Ada.,\n"
-        "        consent: c.json}\nsegments: [{id: a, text: Hello there.}, {id: b, text: Goodbye.}]\n"
-    )
+    script = tiny_clone_script.script
+    clip_b64 = base64.b64encode(tiny_clone_script.clip.read_bytes()).decode()
     assert embedded_aws.emulator is not None
     embedded_aws.emulator.fail_segments_once({"b"})  # an error message in every record, too
     caplog.set_level(logging.INFO)

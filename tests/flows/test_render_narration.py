@@ -20,7 +20,7 @@ from narrate.errors import RenderFailed, ScriptError
 from narrate.localaws import LocalAws
 from narrate.manifest import RenderManifest
 from narrate.settings import get_settings
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, CloneScript
 
 pytestmark = pytest.mark.usefixtures("prefect_server", "embedded_aws")
 
@@ -192,27 +192,9 @@ def test_invalid_script_fails_before_anything_is_written(tmp_path: Path) -> None
 
 
 def test_a_cloned_voice_render_discloses_whose_voice_under_which_consent(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_checkpoints: dict[str, Path]
+    tmp_path: Path, tiny_clone_script: CloneScript
 ) -> None:
-    from datetime import date
-
-    from narrate.consent import create_consent, write_consent
-
-    monkeypatch.setenv("NARRATE_ENGINES", "qwen")
-    monkeypatch.setenv("NARRATE_QWEN_CUSTOM_VOICE_MODEL", "none")
-    monkeypatch.setenv("NARRATE_QWEN_BASE_MODEL", str(tiny_checkpoints["voice_clone"]))
-    monkeypatch.setenv("NARRATE_QWEN_MAX_SEGMENT_SECONDS", "1")
-    get_settings.cache_clear()
-    rate = 24000
-    t = np.arange(3 * rate) / rate
-    sf.write(tmp_path / "ada.wav", (0.3 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), rate)
-    record = create_consent(tmp_path / "ada.wav", "Ada Lovelace", "Acme product demos", date(2026, 1, 5))
-    write_consent(record, tmp_path / "consent.json")
-    script = tmp_path / "clone.yaml"
-    script.write_text(
-        "title: Cloned\nvoice: {engine: qwen-clone, reference_clip: ada.wav, reference_text: This is Ada.,\n"
-        "        consent: consent.json}\nsegments: [{id: a, text: Hello there.}, {id: b, text: Goodbye.}]\n"
-    )
+    script = tiny_clone_script.script
     out = tmp_path / "out"
     render(script, out, backend="inprocess")
     timeline = json.loads((out / "timeline.json").read_text())
@@ -222,4 +204,4 @@ def test_a_cloned_voice_render_discloses_whose_voice_under_which_consent(
         (out / "captions.vtt").read_text().split("\n\n")[1],
     ):
         assert "Synthetic speech" in disclosure and "Ada Lovelace" in disclosure, disclosure
-        assert record.consent_id in disclosure
+        assert tiny_clone_script.consent_id in disclosure
