@@ -38,6 +38,7 @@ from tasks.synthesis import SegmentOutcome, gather_outputs, plan_jobs, stage_req
 # Submits and gathers in flight at once; the endpoint's MaxConcurrentInvocationsPerInstance queues
 # the rest on its side, so more threads would only hold more polls open.
 FAN_OUT_WORKERS = 8
+RENDER_SLOT_LEASE_SECONDS = 60  # the shortest lease the Prefect server accepts
 
 
 def default_out_dir(script: str, settings: Settings) -> Path:
@@ -101,7 +102,9 @@ def endpoint_slot(endpoint_name: str) -> Iterator[None]:
             with suppress(Exception):
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
     run_logger().info("waiting for the endpoint's render slot %s", name)
-    with concurrency(name, occupy=1, strict=True):
+    # A short lease, renewed while the render runs: a render killed mid-way frees the slot in
+    # RENDER_SLOT_LEASE_SECONDS instead of Prefect's default 5 minutes.
+    with concurrency(name, occupy=1, strict=True, lease_duration=RENDER_SLOT_LEASE_SECONDS):
         yield
 
 

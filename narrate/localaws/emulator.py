@@ -129,6 +129,7 @@ class AsyncEndpointEmulator:
         self._endpoints: dict[str, SimEndpoint] = {}
         self._throttle_remaining = 0
         self._segment_faults: dict[str, str] = {}
+        self._output_faults: list[str] = []
         self.synthesised: Counter[str] = Counter()  # segment id -> times the handler was asked for it
         self._capacity_withheld = False
         self._lock = threading.RLock()
@@ -207,6 +208,11 @@ class AsyncEndpointEmulator:
         with self._lock:
             self.options = replace(self.options, invocation_seconds=seconds)
 
+    def set_cold_start_seconds(self, seconds: float) -> None:
+        """Change how long a new instance takes to come into service, from now on."""
+        with self._lock:
+            self.options = replace(self.options, cold_start_seconds=seconds)
+
     def throttle_next_invocations(self, count: int) -> None:
         """Fault injection: answer the next ``count`` invocations with ThrottlingException."""
         with self._lock:
@@ -216,6 +222,29 @@ class AsyncEndpointEmulator:
         """Fault injection: the next output of each of these segments carries a final error instead."""
         with self._lock:
             self._segment_faults.update(dict.fromkeys(segment_ids, message))
+
+    def damage_next_outputs(self, count: int, how: str) -> None:
+        """Fault injection on the next ``count`` outputs: ``drop`` (never written), ``truncate`` (the
+        first half of the body) or ``not-audio`` (every segment's audio replaced by other bytes)."""
+        if how not in {"drop", "truncate", "not-audio"}:
+            raise ValueError(how)
+        with self._lock:
+            self._output_faults = [how] * count
+
+    def _damage(self, body: bytes) -> bytes | None:
+        with self._lock:
+            how = self._output_faults.pop(0) if self._output_faults else None
+        if how == "drop":
+            return None
+        if how == "truncate":
+            return body[: len(body) // 2]
+        if how == "not-audio":
+            data = json.loads(body)
+            for entry in data.get("segments", []):
+                if entry.get("audio_base64"):
+                    entry["audio_base64"] = "bm90IGEgd2F2IGZpbGU="  # "not a wav file"
+            return json.dumps(data).encode()
+        return body
 
     def _load_fault_file(self) -> None:
         path = Path(self.options.fault_file) if self.options.fault_file else None
@@ -529,8 +558,10 @@ class AsyncEndpointEmulator:
                 self._fail(endpoint, request, *result["error"])
             else:
                 output = result["output"]
-                self._put(request.output_location, output.encode() if isinstance(output, str) else output)
-                self._notify(endpoint, request, success=True)
+                body = self._damage(output.encode() if isinstance(output, str) else output)
+                if body is not None:  # None: the output object never appears
+                    self._put(request.output_location, body)
+                    self._notify(endpoint, request, success=True)
         finally:
             with self._lock:
                 instance.busy -= 1
