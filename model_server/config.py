@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from pathlib import Path
 
 DEFAULT_CUSTOM_VOICE_MODEL = "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice"
@@ -81,8 +82,17 @@ def checkpoint_identity(source: str) -> tuple[str, str]:
     folder = Path(source)
     if not folder.is_dir():
         return source, "main"
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in {".json", ".safetensors"})
+    stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    return folder.resolve().name, _files_revision(folder, stamp)
+
+
+@lru_cache(maxsize=16)
+def _files_revision(folder: Path, stamp: tuple[tuple[str, int, int], ...]) -> str:
+    """Read once per set of file versions: a render asks for every segment's cache key."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in {".json", ".safetensors"}):
+    for name, _, _ in stamp:
+        path = Path(name)
         digest.update(str(path.relative_to(folder)).encode())
         if path.suffix == ".json":
             digest.update(path.read_bytes())
@@ -93,7 +103,7 @@ def checkpoint_identity(source: str) -> tuple[str, str]:
             digest.update(handle.read(_SAMPLE_BYTES))
             handle.seek(max(0, size - _SAMPLE_BYTES))
             digest.update(handle.read(_SAMPLE_BYTES))
-    return folder.resolve().name, "sha256:" + digest.hexdigest()[:16]
+    return "sha256:" + digest.hexdigest()[:16]
 
 
 def _resolve(source: str, model_dir: str | Path) -> str:

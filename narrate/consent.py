@@ -7,14 +7,13 @@ SHA-256 differs): a consent covers one recording of one person's voice, not what
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import date
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from narrate.storage import write_text_atomic
+from narrate.storage import file_sha256, write_text_atomic
 
 
 class ConsentRecord(BaseModel):
@@ -27,14 +26,6 @@ class ConsentRecord(BaseModel):
     expires_on: date | None = Field(None, description="Last day the consent holds; none = until withdrawn.")
     reference_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the consented clip.")
     evidence: str | None = Field(None, description="Where the signed statement or recording is kept.")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def create_consent(
@@ -79,9 +70,10 @@ def consent_problem(path: Path, clip: Path, today: date | None = None) -> str | 
         return f"consent {record.consent_id} of {record.speaker_name} expired on {record.expires_on}; {fix}"
     if record.granted_on > today:
         return f"consent {record.consent_id} is dated in the future ({record.granted_on}); fix its date"
-    if clip.is_file() and file_sha256(clip) != record.reference_sha256:
+    clip_sha256 = file_sha256(clip) if clip.is_file() else record.reference_sha256
+    if clip_sha256 != record.reference_sha256:
         return (
             f"consent {record.consent_id} was given for another recording (sha256 "
-            f"{record.reference_sha256[:12]}…, this clip is {file_sha256(clip)[:12]}…); {fix}"
+            f"{record.reference_sha256[:12]}…, this clip is {clip_sha256[:12]}…); {fix}"
         )
     return None

@@ -7,7 +7,6 @@ so the key cannot miss a setting that changes the audio.
 from __future__ import annotations
 
 import base64
-import hashlib
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
@@ -26,6 +25,7 @@ from narrate.script import (
     Voice,
 )
 from narrate.settings import get_settings
+from narrate.storage import file_sha256
 
 QWEN_MODES: dict[Engine, str] = {
     Engine.QWEN_SPEAKER: "custom_voice",
@@ -49,14 +49,6 @@ def model_identity(voice: Voice) -> ModelIdentity:
     mode = QWEN_MODES[voice.engine]
     source = get_settings().server_config().qwen_sources(".").get(mode, DEFAULT_MODELS[mode])
     return ModelIdentity(*checkpoint_identity(source))
-
-
-def file_sha256(path: Any) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def voice_sound_fields(voice: Voice) -> dict[str, Any]:

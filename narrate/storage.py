@@ -3,6 +3,7 @@ an input that may live in S3."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -49,6 +50,14 @@ def _current_umask() -> int:
     return mask
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def s3_encryption(kms_key_id: str | None) -> dict[str, str]:
     """Server-side encryption arguments for every object narrate writes to S3."""
     if kms_key_id:
@@ -60,8 +69,6 @@ def fetch_to_local(location: str, folder: Path) -> Path:
     """A local path as it is, or an ``s3://`` object downloaded (atomically) under ``folder``."""
     if not location.startswith("s3://"):
         return Path(location)
-    import hashlib
-
     import boto3
 
     bucket, _, key = location.removeprefix("s3://").partition("/")
