@@ -57,13 +57,15 @@ DEV_VOICES: dict[str, str] = {
 }
 
 
-def normalize_language(value: str | None) -> str:
+def normalize_language(value: object) -> str:
     """Canonical language name from a name or ISO code in any case (None means auto).
 
     Raises ValueError naming the accepted values when the language is unknown.
     """
     if value is None:
         return "auto"
+    if not isinstance(value, str):
+        raise ValueError(f"must be a language name or ISO code like 'en', not {type(value).__name__}")
     key = value.strip().lower().replace("_", "-")
     key = key.split("-")[0] if len(key) > 2 and key[2:3] == "-" else key
     key = _LANGUAGE_ALIASES.get(key, key)
