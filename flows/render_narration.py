@@ -11,7 +11,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +25,7 @@ from narrate.endpoints import SynthesisJob
 from narrate.errors import RenderFailed
 from narrate.log import run_logger
 from narrate.manifest import RenderManifest, RenderState, SegmentRecord, SegmentStatus
+from narrate.render_slot import render_slot
 from narrate.script import Backend, Engine, GenerationSettings, NarrationScript
 from narrate.settings import Settings, get_settings
 from narrate.storage import fetch_to_local
@@ -38,7 +39,6 @@ from tasks.synthesis import SegmentOutcome, gather_outputs, plan_jobs, stage_req
 # Submits and gathers in flight at once; the endpoint's MaxConcurrentInvocationsPerInstance queues
 # the rest on its side, so more threads would only hold more polls open.
 FAN_OUT_WORKERS = 8
-RENDER_SLOT_LEASE_SECONDS = 60  # the shortest lease the Prefect server accepts
 
 
 def default_out_dir(script: str, settings: Settings) -> Path:
@@ -79,33 +79,10 @@ def render_narration(
     """
     settings = get_settings()
     backend = backend or settings.backend
-    with aws_for(backend), endpoint_slot(settings.endpoint_name):
+    with aws_for(backend), render_slot(settings.endpoint_name):
         local_script = str(fetch_to_local(script, settings.state_dir / "scripts"))
         out = Path(out_dir) if out_dir else default_out_dir(local_script, settings)
         return run_render(local_script, out, voice_engine, backend, generation=generation)
-
-
-@contextmanager
-def endpoint_slot(endpoint_name: str) -> Iterator[None]:
-    """One render at a time per endpoint, whichever deployment (or CLI) started it: a render that
-    finds the slot taken waits for it (a Prefect global concurrency limit of 1), it is not lost."""
-    from prefect.client.orchestration import get_client
-    from prefect.concurrency.sync import concurrency
-
-    name = f"narrate-endpoint-{endpoint_name}"
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(name)
-        except Exception:  # missing: create it (a concurrent render may have just done so)
-            from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-
-            with suppress(Exception):
-                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-    run_logger().info("waiting for the endpoint's render slot %s", name)
-    # A short lease, renewed while the render runs: a render killed mid-way frees the slot in
-    # RENDER_SLOT_LEASE_SECONDS instead of Prefect's default 5 minutes.
-    with concurrency(name, occupy=1, strict=True, lease_duration=RENDER_SLOT_LEASE_SECONDS):
-        yield
 
 
 def run_render(

@@ -11,11 +11,12 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
-from flows.render_narration import FAN_OUT_WORKERS, endpoint_slot, run_render
+from flows.render_narration import FAN_OUT_WORKERS, run_render
 from narrate.aws_mode import aws_for
 from narrate.cache import ClipCache
 from narrate.errors import ConfigError
 from narrate.manifest import RenderManifest, SegmentStatus
+from narrate.render_slot import render_slot
 from narrate.script import Backend, Engine
 from narrate.settings import get_settings
 from narrate.storage import fetch_to_local
@@ -65,7 +66,7 @@ def retry_failed_segments(
         )
     retry = segments_to_retry(record, ClipCache(settings.cache_dir), segment_ids)
     voice_engine = Engine(record.voice_engine) if record.voice_engine else None
-    with aws_for(record.backend), endpoint_slot(settings.endpoint_name):
+    with aws_for(record.backend), render_slot(settings.endpoint_name):
         result = run_render(
             record.script, Path(record.out_dir), voice_engine, record.backend, only=retry,
             earlier_errors=record.failed(), generation=record.generation,

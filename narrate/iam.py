@@ -24,6 +24,8 @@ UNSCOPED_ACTIONS = frozenset(
         "application-autoscaling:RegisterScalableTarget",
         "application-autoscaling:DeregisterScalableTarget",
         "application-autoscaling:PutScalingPolicy",
+        "application-autoscaling:PutScheduledAction",
+        "application-autoscaling:DeleteScheduledAction",
         "cloudwatch:PutMetricData",
         "ecr:GetAuthorizationToken",
     }

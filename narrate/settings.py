@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     error_topic_arn: str | None = Field(None, description="SNS topic notified of each failure.")
     hourly_price_usd: float = Field(1.408, ge=0, description="Instance price, for the cost report.")
     wake_deadline_seconds: float = Field(900, gt=0, description="Longest wait for an instance.")
+    hold_seconds: float = Field(
+        900,
+        ge=5,
+        description="A render holds the endpoint this long and renews it every third of it; if the render "
+        "dies, AWS itself releases the instance when the hold runs out (a scheduled action). AWS runs "
+        "scheduled actions up to a minute late: keep it >= 300 against real AWS.",
+    )
     output_deadline_seconds: float = Field(3600, gt=0, description="Longest wait for one request's output.")
     invocation_timeout_seconds: int = Field(3600, ge=1, le=3600)
     request_ttl_seconds: int = Field(21600, ge=60, le=21600)

@@ -3,6 +3,10 @@
 Wake is immediate (MinCapacity 1), not left to the two-minute backlog alarm. Each render holds a
 lease object in S3 while it needs the instance; scale-down releases the instance only when no other
 render's lease is left, so two renders on one endpoint never cut each other off.
+
+A render that dies (killed, machine lost) cannot scale down. Its hold runs out instead: while a render
+lives it pushes back a scheduled action of Application Auto Scaling that forces the endpoint to zero,
+so a dead orchestrator costs at most ``hold_seconds`` of instance time and nothing stays up.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import json
 import random
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
@@ -47,7 +51,7 @@ TRANSIENT_CODES = {
     "ThrottlingException", "Throttling", "TooManyRequestsException", "ServiceUnavailable",
     "InternalFailure", "InternalServerError", "ModelNotReadyException", "SlowDown", "RequestTimeout",
 }  # fmt: skip
-LEASE_SECONDS = 4 * 3600
+RESTORE_AFTER_RELEASE_SECONDS = 120
 
 
 def split_s3(location: str) -> tuple[str, str]:
@@ -82,6 +86,8 @@ class SageMakerEndpoint:
         self.autoscaling = boto3.client("application-autoscaling", config=config)
         self.cloudwatch = boto3.client("cloudwatch", config=config)
         self._woken_at: dict[str, float] = {}
+        self._holders: set[str] = set()  # renders of this process holding the endpoint
+        self._renewer: threading.Thread | None = None
         self._launched_at: float | None = None  # set when ensure itself brought up an instance
         self._lock = threading.Lock()
 
@@ -105,10 +111,13 @@ class SageMakerEndpoint:
                 self.sagemaker, spec.endpoint_name, self.settings.wake_deadline_seconds
             )
         elif description["EndpointStatus"] in FAILED_STATES:
-            raise EndpointError(
-                f"{failure_message(spec.endpoint_name, description)}; "
-                "fix the cause, then `narrate endpoint down` and run again"
-            )
+            if description["EndpointConfigName"] == spec.config_name:
+                raise EndpointError(
+                    f"{failure_message(spec.endpoint_name, description)}; the configuration is unchanged "
+                    "since it failed: fix the cause (or `narrate endpoint down` if it was passing), run again"
+                )
+            description = self._replace_failed_endpoint(description)
+            created.append(f"endpoint {spec.endpoint_name} (replaced the failed one)")
         elif description["EndpointConfigName"] != spec.config_name:
             logger.info("configuration changed: rolling %s out to %s", spec.endpoint_name, spec.config_name)
             wait_for_endpoint(self.sagemaker, spec.endpoint_name, self.settings.wake_deadline_seconds)
@@ -121,6 +130,8 @@ class SageMakerEndpoint:
                 self.sagemaker, spec.endpoint_name, self.settings.wake_deadline_seconds
             )
         register_autoscaling(self.autoscaling, self.cloudwatch, spec)
+        if holder:  # an endpoint just created has an instance: it is held (and released) like a woken one
+            self._hold(holder)
         variant = description["ProductionVariants"][0]
         state = {
             "endpoint": spec.endpoint_name,
@@ -131,6 +142,21 @@ class SageMakerEndpoint:
         }
         logger.info("endpoint ensured: %s", state)
         return state
+
+    def _replace_failed_endpoint(self, description: dict[str, Any]) -> dict[str, Any]:
+        """A failed endpoint cannot be updated: delete it and create it with the new configuration."""
+        name = self.spec.endpoint_name
+        run_logger().warning("%s; its configuration changed since, so it is replaced",
+                             failure_message(name, description))  # fmt: skip
+        deregister_autoscaling(self.autoscaling, self.spec)
+        self.sagemaker.delete_endpoint(EndpointName=name)
+        deadline = time.monotonic() + self.settings.wake_deadline_seconds
+        while describe_endpoint(self.sagemaker, name) is not None:
+            if time.monotonic() > deadline:
+                raise EndpointError(f"endpoint {name} is still being deleted; run again in a few minutes")
+            time.sleep(POLL_CAP_SECONDS)
+        self._create_endpoint()
+        return wait_for_endpoint(self.sagemaker, name, self.settings.wake_deadline_seconds)
 
     def _create_endpoint(self) -> bool:
         """Create the endpoint; False when another render created it first (then it is waited for)."""
@@ -149,11 +175,11 @@ class SageMakerEndpoint:
     def wake(self, deadline_seconds: float, holder: str) -> None:
         """Raise MinCapacity to 1 now, then wait for an instance in service under the deadline."""
         logger = run_logger()
-        self._write_lease(holder)
         with self._lock:
             launched, self._launched_at = self._launched_at, None
             self._woken_at.setdefault(holder, launched or time.monotonic())
         self._set_min_capacity(1)
+        self._hold(holder)
         started = time.monotonic()
         description = wait_for_endpoint(
             self.sagemaker,
@@ -237,9 +263,10 @@ class SageMakerEndpoint:
         """Release the instance now (MinCapacity 0, DesiredInstanceCount 0) unless another render
         still holds a lease on it."""
         logger = run_logger()
-        self._delete_lease(holder)
         with self._lock:
+            self._holders.discard(holder)
             woken_at = self._woken_at.pop(holder, None)
+        self._delete_lease(holder)
         others = self._active_leases()
         if others:
             logger.info("endpoint %s stays up: %d other render(s) still need it", self.spec.endpoint_name,
@@ -252,6 +279,7 @@ class SageMakerEndpoint:
         desired = description["ProductionVariants"][0].get("DesiredInstanceCount")
         if desired:
             self._set_desired_count(0)
+        self._cancel_release()
         usage = self._usage(woken_at, released=True)
         logger.info("endpoint %s scaled to 0: %.1f GPU-seconds held, $%.4f", self.spec.endpoint_name,
                     usage.gpu_seconds, usage.cost_usd)  # fmt: skip
@@ -311,13 +339,83 @@ class SageMakerEndpoint:
         seconds = 0.0 if woken_at is None else time.monotonic() - woken_at
         return Usage(round(seconds, 2), round(seconds / 3600 * self.settings.hourly_price_usd, 6), released)
 
+    # --- holding the endpoint: leases and the dead-man's switch ------------------------------------
+
+    def _hold(self, holder: str) -> None:
+        """Hold the endpoint for ``holder`` another hold_seconds, renewed every third of that until
+        its scale_down: its lease, and the release AWS runs by itself if no render renews it."""
+        self._write_lease(holder)
+        self._schedule_release()
+        with self._lock:
+            self._holders.add(holder)
+            if self._renewer is None:
+                self._renewer = threading.Thread(target=self._renew_holds, name="endpoint-hold", daemon=True)
+                self._renewer.start()
+
+    def _renew_holds(self) -> None:
+        while True:
+            time.sleep(self.settings.hold_seconds / 3)
+            with self._lock:
+                holders = sorted(self._holders)
+                if not holders:
+                    self._renewer = None
+                    return
+            try:
+                for holder in holders:
+                    self._write_lease(holder)
+                self._schedule_release()
+            except (ClientError, BotoCoreError) as exc:  # the next renewal tries again
+                run_logger().warning("could not renew the hold on %s: %s", self.spec.endpoint_name, exc)
+
+    def _schedule_release(self) -> None:
+        """If every render holding the endpoint dies, Application Auto Scaling itself forces it to zero
+        (MaxCapacity 0) when the hold runs out, then gives the alarm-driven wake its range back."""
+        release_at = datetime.now(UTC) + timedelta(seconds=self.settings.hold_seconds)
+        for name, at, action in (
+            (self._release_action, release_at, {"MinCapacity": 0, "MaxCapacity": 0}),
+            (
+                self._restore_action,
+                release_at + timedelta(seconds=RESTORE_AFTER_RELEASE_SECONDS),
+                {"MinCapacity": 0, "MaxCapacity": self.spec.max_instances},
+            ),
+        ):
+            self.autoscaling.put_scheduled_action(
+                ServiceNamespace="sagemaker",
+                ScheduledActionName=name,
+                ResourceId=self.spec.resource_id,
+                ScalableDimension=DIMENSION,
+                Schedule=f"at({at:%Y-%m-%dT%H:%M:%S})",
+                ScalableTargetAction=action,
+            )
+
+    def _cancel_release(self) -> None:
+        for name in (self._release_action, self._restore_action):
+            try:
+                self.autoscaling.delete_scheduled_action(
+                    ServiceNamespace="sagemaker",
+                    ScheduledActionName=name,
+                    ResourceId=self.spec.resource_id,
+                    ScalableDimension=DIMENSION,
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] not in {"ObjectNotFoundException", "ValidationException"}:
+                    raise
+
+    @property
+    def _release_action(self) -> str:
+        return f"{self.spec.endpoint_name}-release-if-abandoned"
+
+    @property
+    def _restore_action(self) -> str:
+        return f"{self.spec.endpoint_name}-restore-wake-range"
+
     # --- leases --------------------------------------------------------------------------------
 
     def _lease_prefix(self) -> str:
         return f"{self.settings.s3_prefix}/leases/{self.spec.endpoint_name}/"
 
     def _write_lease(self, holder: str) -> None:
-        expires = time.time() + LEASE_SECONDS
+        expires = time.time() + self.settings.hold_seconds
         body = {"holder": holder, "expires_at": expires, "since": datetime.now(UTC).isoformat()}
         self.s3.put_object(
             Bucket=self.settings.bucket,

@@ -27,6 +27,7 @@ import uuid
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,13 @@ class EmulatorOptions:
     # Fault injection across processes (a served flow run starts its own embedded AWS): a JSON file
     # {"fail_segments_once": [ids]}; each listed segment's next output carries an error instead.
     fault_file: str | None = None
+
+
+def at_expression_time(schedule: str) -> datetime | None:
+    """The UTC time of a one-time ``at(yyyy-mm-ddThh:mm:ss)`` schedule; None for cron/rate ones."""
+    if not (schedule.startswith("at(") and schedule.endswith(")")):
+        return None
+    return datetime.fromisoformat(schedule[3:-1]).replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,7 @@ class SimEndpoint:
     idle_since: float | None = None
     last_step_scaling: float = -1e9
     last_scale_out: float = -1e9
+    container_failing: bool = False  # its container failed to start: no more launches (as AWS gives up)
 
     @property
     def variant(self) -> dict[str, Any]:
@@ -132,6 +141,7 @@ class AsyncEndpointEmulator:
         self._output_faults: list[str] = []
         self.synthesised: Counter[str] = Counter()  # segment id -> times the handler was asked for it
         self._capacity_withheld = False
+        self._scheduled_actions_run: set[tuple[str, str]] = set()
         self._lock = threading.RLock()
         self.lock = self._lock  # held by moto's request threads while they change endpoint state
         self._wake = threading.Event()
@@ -192,6 +202,7 @@ class AsyncEndpointEmulator:
                 )
             endpoint.moto_endpoint.endpoint_config_name = config_name
             endpoint.moto_endpoint.endpoint_status = "Updating"
+            endpoint.container_failing = False  # the new configuration gets its own chance
             for instance in endpoint.instances:  # blue/green: new instances replace the old ones
                 instance.retiring = True
         self.wake_up()
@@ -331,6 +342,7 @@ class AsyncEndpointEmulator:
         with self._lock:
             endpoints = list(self._endpoints.items())
         for name, endpoint in endpoints:
+            self._run_due_scheduled_actions(name)  # outside the lock: it calls moto like AWS would
             # Rules are read and applied under one lock hold: a capacity change from a moto request
             # thread (which takes this lock) lands wholly before or after, never on stale rules.
             # Safe from deadlock: the moto server is threaded and describe calls never take the lock.
@@ -339,7 +351,8 @@ class AsyncEndpointEmulator:
                 now = time.monotonic()
                 if endpoint.moto_endpoint is not endpoint.backend.endpoints.get(name):
                     self._retire_all(endpoint)
-                    self._endpoints.pop(name, None)
+                    if self._endpoints.get(name) is endpoint:  # not a new endpoint of the same name
+                        self._endpoints.pop(name)
                     continue
                 self._autoscale(endpoint, rules, now)
                 self._fit_instances(endpoint, now)
@@ -351,6 +364,32 @@ class AsyncEndpointEmulator:
             ServiceNamespace="sagemaker", ResourceIds=[f"endpoint/{endpoint_name}/variant/{VARIANT}"]
         )["ScalableTargets"]
         return targets[0] if targets else None
+
+    def _run_due_scheduled_actions(self, endpoint_name: str) -> None:
+        """One-time ``at(...)`` scheduled actions change the scalable target's range when due (UTC),
+        as Application Auto Scaling does; _autoscale then fits the capacity into the new range."""
+        client = self._clients["application-autoscaling"]
+        resource_id = f"endpoint/{endpoint_name}/variant/{VARIANT}"
+        actions = client.describe_scheduled_actions(ServiceNamespace="sagemaker", ResourceId=resource_id)
+        now = datetime.now(UTC)
+        for action in actions["ScheduledActions"]:
+            due = at_expression_time(action["Schedule"])
+            ran = (action["ScheduledActionName"], action["Schedule"])
+            if due is None or due > now or ran in self._scheduled_actions_run:
+                continue
+            self._scheduled_actions_run.add(ran)
+            target = self._scalable_target(endpoint_name)
+            if target is None:
+                continue
+            change = action.get("ScalableTargetAction", {})
+            client.register_scalable_target(
+                ServiceNamespace="sagemaker",
+                ResourceId=resource_id,
+                ScalableDimension=target["ScalableDimension"],
+                MinCapacity=int(change.get("MinCapacity", target["MinCapacity"])),
+                MaxCapacity=int(change.get("MaxCapacity", target["MaxCapacity"])),
+            )
+            log.info("scheduled action %s ran: %s", action["ScheduledActionName"], change)
 
     def _read_rules(self, endpoint_name: str) -> AutoscalingRules:
         target = self._scalable_target(endpoint_name)
@@ -443,7 +482,8 @@ class AsyncEndpointEmulator:
     def _fit_instances(self, endpoint: SimEndpoint, now: float) -> None:
         desired = int(endpoint.variant.get("DesiredInstanceCount") or 0)
         active = [i for i in endpoint.instances if not i.retiring]
-        for _ in range(0 if self._capacity_withheld else desired - len(active)):
+        withheld = self._capacity_withheld or endpoint.container_failing
+        for _ in range(0 if withheld else desired - len(active)):
             instance = SimInstance(uuid.uuid4().hex[:8], now, now + self.options.cold_start_seconds)
             endpoint.instances.append(instance)
             self._pool.submit(self._load_model, endpoint, instance)
@@ -504,11 +544,29 @@ class AsyncEndpointEmulator:
         """What a cold start does after launch: model_fn, configured by the model's container Environment."""
         from model_server import inference
 
-        model = inference.load_engines(ServerConfig.from_env(self._container_environment(endpoint)))
+        try:
+            model = inference.load_engines(ServerConfig.from_env(self._container_environment(endpoint)))
+        except Exception as exc:  # the container never passes its health check
+            self._container_failed(endpoint, instance, f"{exc.__class__.__name__}: {str(exc)[:300]}")
+            return
         with self._lock:
             instance.ready_at = max(instance.ready_at, time.monotonic())
             instance.model = model
         self.wake_up()
+
+    def _container_failed(self, endpoint: SimEndpoint, instance: SimInstance, error: str) -> None:
+        """As SageMaker: a container that fails while the endpoint is created fails the endpoint with a
+        FailureReason; one that fails on a later scale-out leaves the endpoint without that capacity."""
+        log.warning("%s: instance %s failed to start: %s", endpoint.name, instance.instance_id, error)
+        with self._lock:
+            endpoint.instances.remove(instance)
+            endpoint.container_failing = True
+            if endpoint.created:
+                endpoint.moto_endpoint.endpoint_status = "Failed"
+                endpoint.moto_endpoint.failure_reason = (
+                    f"The primary container for production variant {VARIANT} did not pass the ping health "
+                    f"check: {error}. Please check CloudWatch logs for this endpoint."
+                )
 
     @staticmethod
     def _container_environment(endpoint: SimEndpoint) -> dict[str, str]:

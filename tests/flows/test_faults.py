@@ -18,7 +18,7 @@ from flows.render_narration import render_narration
 from narrate.localaws import LocalAws
 from narrate.manifest import RenderManifest
 from narrate.settings import get_settings
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, wait_for
 from tests.flows.test_render_narration import endpoint_instances
 
 pytestmark = pytest.mark.usefixtures("prefect_server", "embedded_aws")
@@ -118,4 +118,64 @@ def test_a_cold_start_longer_than_the_invocation_timeout(
     emulator.set_cold_start_seconds(3.0)
     result = render_narration(script=str(demo), out_dir=str(tmp_path / "out"))
     assert result["synthesised"] == 8 and manifest_of(tmp_path / "out").state == "completed"
+    assert endpoint_instances() == (0, 0)
+
+
+def test_an_endpoint_that_fails_to_start_fails_the_render_quoting_why_and_a_fixed_rerun_completes(
+    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "empty-checkpoint"
+    broken.mkdir()
+    monkeypatch.setenv("NARRATE_ENGINES", "dev,qwen")  # the container cannot load this: it never starts
+    monkeypatch.setenv("NARRATE_QWEN_CUSTOM_VOICE_MODEL", str(broken))
+    monkeypatch.setenv("NARRATE_QWEN_BASE_MODEL", "none")
+    get_settings.cache_clear()
+    out = tmp_path / "out"
+    state = render_narration(script=str(demo), out_dir=str(out), return_state=True)
+    assert state.is_failed()
+    manifest = manifest_of(out)
+    assert manifest.state == "failed" and manifest.error is not None
+    assert "is Failed" in manifest.error and "did not pass the ping health check" in manifest.error
+    assert str(broken) in manifest.error  # the container's own reason, quoted
+    assert not (out / "narration.wav").exists() and endpoint_instances() == (0, 0)
+
+    # the same configuration again is refused at once, saying what to do
+    again = render_narration(script=str(demo), out_dir=str(out), return_state=True)
+    assert again.is_failed() and "configuration is unchanged" in (manifest_of(out).error or "")
+
+    monkeypatch.setenv("NARRATE_ENGINES", "dev")  # the cause fixed: a new configuration
+    get_settings.cache_clear()
+    result = render_narration(script=str(demo), out_dir=str(out))
+    assert result["synthesised"] == 8 and manifest_of(out).state == "completed"
+    assert endpoint_instances() == (0, 0)
+
+
+def test_an_endpoint_stuck_at_zero_fails_the_render_clearly_and_a_rerun_completes(
+    demo: Path, tmp_path: Path, emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from narrate.endpoints import get_endpoint
+
+    endpoint = get_endpoint("sagemaker")
+    endpoint.ensure("setup")  # an endpoint that exists and sleeps at zero ...
+    endpoint.scale_down("setup")
+    assert wait_for(lambda: endpoint_instances() == (0, 0), 10)
+    monkeypatch.setenv("NARRATE_WAKE_DEADLINE_SECONDS", "3")
+    get_settings.cache_clear()
+    emulator.withhold_capacity(True)  # ... and gets no instance (no capacity of the type in the region)
+    out = tmp_path / "out"
+    try:
+        state = render_narration(script=str(demo), out_dir=str(out), return_state=True)
+    finally:
+        emulator.withhold_capacity(False)
+    assert state.is_failed()
+    manifest = manifest_of(out)
+    assert manifest.state == "failed" and "has no instance after 3 s" in (manifest.error or "")
+    assert "a later run completes them" in (manifest.error or "")
+    assert not any(s.status == "done" for s in manifest.segments)
+    assert endpoint_instances() == (0, 0)
+
+    monkeypatch.setenv("NARRATE_WAKE_DEADLINE_SECONDS", "60")
+    get_settings.cache_clear()
+    result = render_narration(script=str(demo), out_dir=str(out))
+    assert result["synthesised"] == 8 and manifest_of(out).state == "completed"
     assert endpoint_instances() == (0, 0)
