@@ -8,7 +8,10 @@ NarrateError
 │   └── SegmentRejected           final: the handler refused the input
 ├── OutputInvalid            an output exists but is not usable audio (transient: retried)
 ├── AssemblyError            the assembled track does not match its timeline
-└── RenderFailed             the render finished with failed segments (finished work kept)
+├── RenderFailed             the render finished with failed segments (finished work kept)
+└── VideoError               the screen recording could not be re-timed (ffmpeg failed, bad input)
+    ├── MarksError           the scene marks are invalid (nothing was rendered)
+    └── VideoDriftError      the rendered MP4 does not match its timeline (it was not published)
 """
 
 from __future__ import annotations
@@ -72,6 +75,28 @@ class RenderFailed(NarrateError):
             f"{manifest_path}. Fix the cause and run the same render again: only these are "
             f"re-synthesised.\n{lines}"
         )
+
+
+class VideoError(NarrateError):
+    exit_code = 6
+
+
+class MarksError(VideoError):
+    """The scene marks failed validation; ``problems`` holds one line per field."""
+
+    exit_code = 2
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        listing = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s)\n{listing}")
+
+
+class VideoDriftError(VideoError):
+    """A measured scene of the rendered MP4 is more than one frame off its timeline."""
+
+    exit_code = 3
 
 
 def is_transient(exc: BaseException) -> bool:
