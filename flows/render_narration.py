@@ -20,11 +20,12 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
-from narrate.aws_mode import aws_for
-from narrate.endpoints import SynthesisJob
+from narrate.aws_mode import aws_for, aws_for_endpoint
+from narrate.endpoints import SynthesisJob, endpoint_for
 from narrate.errors import RenderFailed
 from narrate.log import run_logger
 from narrate.manifest import RenderManifest, RenderState, SegmentRecord, SegmentStatus
+from narrate.payloads import emulation_note
 from narrate.render_slot import render_slot
 from narrate.script import Backend, Engine, GenerationSettings, NarrationScript
 from narrate.settings import Settings, get_settings
@@ -95,21 +96,30 @@ def run_render(
     generation: GenerationSettings | None = None,
 ) -> dict[str, Any]:
     """The whole lifecycle for one script; ``only`` limits synthesis to these segment ids (a retry:
-    the others come from the cache or stay failed with their ``earlier_errors``)."""
+    the others come from the cache or stay failed with their ``earlier_errors``). A Polly voice is
+    spoken by the ``polly`` endpoint whatever ``backend`` says; the manifest records that one."""
     settings = get_settings()
     narration = load_narration(script, voice_engine, generation)
+    endpoint = endpoint_for(narration.voice.engine, backend)
     plan = plan_segments(narration)
-    manifest = _start_manifest(script, narration, plan, backend, out, voice_engine)
+    manifest = _start_manifest(script, narration, plan, endpoint, out, voice_engine)
     manifest.generation = generation
+    manifest.emulated = emulation_note(narration.voice)
+    if manifest.emulated:
+        run_logger().warning("EMULATED: %s; the outputs are not Amazon Polly's voice and say so "
+                             "(NARRATE_AWS=real renders with Polly)", manifest.emulated)  # fmt: skip
     try:
-        hits, todo, outputs = _render(narration, plan, manifest, backend, out, settings, only, earlier_errors)
+        with aws_for_endpoint(backend, endpoint):
+            hits, todo, outputs = _render(
+                narration, plan, manifest, endpoint, out, settings, only, earlier_errors
+            )
     except BaseException as exc:
         if manifest.state is RenderState.RUNNING:
             manifest.state, manifest.error = RenderState.FAILED, f"{exc.__class__.__name__}: {exc}"[:500]
             manifest.save()
         raise
     finally:
-        if backend == Backend.SAGEMAKER:
+        if endpoint == Backend.SAGEMAKER:
             _mirror(manifest, settings)
         publish_render_report(manifest)
     return {"out_dir": str(out), "outputs": outputs, "cached": len(hits), "synthesised": len(todo)}

@@ -9,24 +9,34 @@ from typing import Literal
 from narrate.endpoints import reset_endpoints
 from narrate.settings import Settings, get_settings
 
+AWS_BACKENDS = frozenset({"sagemaker", "polly"})
+
 
 def aws_for(backend: str, mode: Literal["local", "real"] | None = None) -> AbstractContextManager[object]:
     """The AWS a render on ``backend`` needs: none in-process; else the configured (or given) one.
     Inside a running embedded AWS (the CLI's, the tests') it joins that one."""
-    if backend != "sagemaker":
+    if backend not in AWS_BACKENDS:
         return nullcontext()
-    return aws_session(mode)
+    return aws_session(mode, sagemaker=backend == "sagemaker")
+
+
+def aws_for_endpoint(backend: str, endpoint: str) -> AbstractContextManager[object]:
+    """The AWS ``endpoint`` needs inside a render on ``backend`` (a Polly voice on the in-process
+    backend); none when the backend's own session already provides it."""
+    return nullcontext() if backend in AWS_BACKENDS else aws_for(endpoint)
 
 
 @contextmanager
-def aws_session(mode: Literal["local", "real"] | None = None) -> Iterator[Settings]:
-    """For ``local``, start the embedded AWS for the duration and point boto3 at it."""
+def aws_session(mode: Literal["local", "real"] | None = None, sagemaker: bool = True) -> Iterator[Settings]:
+    """For ``local``, start the embedded AWS for the duration and point boto3 at it. ``real`` with
+    ``sagemaker`` refuses the local placeholders of the bucket and the endpoint's role."""
     settings = get_settings()
     mode = mode or settings.aws
     if mode == "real":
         from narrate.endpoints.sagemaker_setup import require_real_configuration
 
-        require_real_configuration(settings)
+        if sagemaker:
+            require_real_configuration(settings)
         context = nullcontext()
     else:
         from narrate.localaws import EmulatorOptions, local_aws

@@ -198,6 +198,9 @@ def print_result(result: dict[str, object]) -> None:
         soft_wrap=True,
         highlight=False,
     )
+    if manifest.get("emulated"):
+        note = manifest["emulated"]
+        console.print(f"  [bold yellow]emulated[/]: {note} (not the real voice)", soft_wrap=True)
     for kind, path in outputs.items():
         console.print(f"  {kind:<9} {path}", soft_wrap=True, highlight=False)
 

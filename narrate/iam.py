@@ -2,7 +2,7 @@
 
 - the orchestrator (whoever runs ``narrate render`` / the Prefect deployments): exactly the calls the
   lifecycle makes, on the named endpoint, its models and configs, its scalable target and alarm, and
-  the bucket prefix;
+  the bucket prefix, plus Amazon Polly's SynthesizeSpeech in the configured region (Polly voices);
 - the endpoint's execution role (what the container may do): read the model and the requests, write
   the outputs and failures, pull its image, write its logs and metrics.
 
@@ -28,6 +28,9 @@ UNSCOPED_ACTIONS = frozenset(
         "application-autoscaling:DeleteScheduledAction",
         "cloudwatch:PutMetricData",
         "ecr:GetAuthorizationToken",
+        # Polly's API permissions reference gives Resource "*" for SynthesizeSpeech (only lexicons
+        # have ARNs): https://docs.aws.amazon.com/polly/latest/dg/api-permissions-reference.html
+        "polly:SynthesizeSpeech",
     }
 )
 
@@ -108,6 +111,12 @@ def orchestrator_policy(settings: Settings, account: str) -> dict[str, Any]:
             ["s3:ListBucket"],
             [f"arn:aws:s3:::{bucket}"],
             {"StringLike": {"s3:prefix": [f"{prefix}/*"]}},
+        ),
+        _allow(
+            "PollyVoices",
+            ["polly:SynthesizeSpeech"],
+            ["*"],
+            {"StringEquals": {"aws:RequestedRegion": region}},
         ),
     ]
     if settings.create_bucket:

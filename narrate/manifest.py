@@ -48,7 +48,10 @@ class RenderManifest(BaseModel):
     engine: str
     voice_engine: str | None = Field(None, description="The --voice-engine override, if the render had one.")
     generation: GenerationSettings | None = Field(None, description="The run's sampling override, if any.")
-    backend: str
+    backend: str = Field(description="The endpoint that synthesised: sagemaker, inprocess or polly.")
+    emulated: str | None = Field(
+        None, description="Set when a stand-in served the voice (local mode's Polly): which one."
+    )
     out_dir: str
     state: RenderState = RenderState.RUNNING
     error: str | None = None

@@ -14,6 +14,8 @@ from typing import Any
 from model_server.config import DEFAULT_MODELS, checkpoint_identity
 from model_server.voices import DEV_VOICES
 from narrate.errors import ConfigError
+from narrate.polly import EMULATION_NOTE
+from narrate.polly import SAMPLE_RATE as POLLY_SAMPLE_RATE
 from narrate.script import (
     DevVoice,
     Engine,
@@ -45,10 +47,25 @@ def model_identity(voice: Voice) -> ModelIdentity:
     if isinstance(voice, DevVoice):
         return ModelIdentity("espeak-ng", f"espeakng-loader-{version('espeakng-loader')}")
     if isinstance(voice, PollyVoice):
+        if polly_emulated():
+            espeak = f"espeakng-loader-{version('espeakng-loader')}"
+            return ModelIdentity("aws-polly-emulated", f"{voice.polly_engine}; dev voice {espeak}")
         return ModelIdentity("aws-polly", voice.polly_engine)
     mode = QWEN_MODES[voice.engine]
     source = get_settings().server_config().qwen_sources(".").get(mode, DEFAULT_MODELS[mode])
     return ModelIdentity(*checkpoint_identity(source))
+
+
+def polly_emulated() -> bool:
+    """Whether Polly voices are served by the dev voice: in local mode the embedded AWS answers
+    SynthesizeSpeech, and that audio must never pass for Polly's (it has a cache key of its own)."""
+    return get_settings().aws == "local"
+
+
+def emulation_note(voice: Voice) -> str | None:
+    """What stood in for the voice's real engine, for the manifest, timeline and disclosure; None
+    when nothing did."""
+    return EMULATION_NOTE if isinstance(voice, PollyVoice) and polly_emulated() else None
 
 
 def voice_sound_fields(voice: Voice) -> dict[str, Any]:
@@ -66,7 +83,13 @@ def voice_sound_fields(voice: Voice) -> dict[str, Any]:
         }
     if isinstance(voice, QwenDesignVoice):
         return {"design_prompt": voice.design_prompt, "language": voice.language}
-    return {"voice_id": voice.voice_id, "language_code": voice.language_code}
+    return {
+        "voice_id": voice.voice_id,
+        "language_code": voice.language_code,
+        "text_type": voice.text_type,
+        "sample_rate": POLLY_SAMPLE_RATE,
+        "emulated": polly_emulated(),
+    }
 
 
 def generation_sound_fields(voice: Voice, generation: GenerationSettings) -> dict[str, Any]:
@@ -77,7 +100,8 @@ def generation_sound_fields(voice: Voice, generation: GenerationSettings) -> dic
 
 
 def voice_request(voice: Voice) -> dict[str, Any]:
-    """The ``voice`` object of a batch request to the handler."""
+    """The ``voice`` object of a batch request: to the handler, or (mode ``polly``) to the Polly
+    endpoint, which the handler's allow-list of modes refuses."""
     if isinstance(voice, DevVoice):
         return {"mode": "dev", "language": voice.language, "rate_wpm": voice.rate_wpm, "pitch": voice.pitch}
     if isinstance(voice, QwenSpeakerVoice):
@@ -93,10 +117,14 @@ def voice_request(voice: Voice) -> dict[str, Any]:
         }
     if isinstance(voice, QwenDesignVoice):
         return {"mode": "voice_design", "instruct": voice.design_prompt, "language": voice.language}
-    raise ConfigError(
-        "engine polly is a managed AWS voice, not served by the narrate handler; "
-        "render it against real AWS (see the Polly issue) or pick another --voice-engine"
-    )
+    return {
+        "mode": "polly",
+        "voice_id": voice.voice_id,
+        "engine": voice.polly_engine,
+        "language_code": voice.language_code,
+        "text_type": voice.text_type,
+        "emulated": polly_emulated(),
+    }
 
 
 def override_engine(voice: Voice, engine: Engine) -> Voice:

@@ -12,6 +12,7 @@ from enum import StrEnum
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from xml.etree import ElementTree
 
 import yaml
 from pydantic import (
@@ -29,6 +30,7 @@ from model_server.protocol import transcript_missing
 from model_server.voices import normalize_language, normalize_speaker
 from narrate.consent import consent_problem
 from narrate.errors import ScriptError
+from narrate.polly import ssml_document
 
 DEFAULT_MAX_SEGMENT_CHARS = 1500
 SEGMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -145,6 +147,9 @@ class PollyVoice(_Strict):
     voice_id: str = Field(pattern=r"^[A-Z][a-zA-Z]{1,31}$", description="Polly voice id, e.g. Matthew.")
     polly_engine: Literal["standard", "neural", "long-form", "generative"] = "neural"
     language_code: str | None = Field(None, pattern=r"^[a-z]{2,3}-[A-Z]{2}$", description="e.g. en-US.")
+    text_type: Literal["text", "ssml"] = Field(
+        "text", description="ssml: segment texts are SSML (the <speak> wrapper is optional)."
+    )
 
 
 Voice = Annotated[
@@ -221,6 +226,23 @@ class NarrationScript(_Strict):
                 )
             first_seen[segment.id] = index
         return segments
+
+    @model_validator(mode="after")
+    def _ssml_well_formed(self) -> NarrationScript:
+        if not isinstance(self.voice, PollyVoice) or self.voice.text_type != "ssml":
+            return self
+        problems = []
+        for index, segment in enumerate(self.segments):
+            try:
+                ElementTree.fromstring(ssml_document(normalize_text(segment.text)))
+            except ElementTree.ParseError as exc:
+                problems.append(
+                    f"segments[{index}] (id {segment.id!r}).text: not well-formed SSML ({exc}); fix the "
+                    "markup, or set voice.text_type: text"
+                )
+        if problems:
+            raise ValueError("\n  - ".join(problems))
+        return self
 
     def with_voice(self, voice: Voice) -> NarrationScript:
         return self.model_copy(update={"voice": voice})

@@ -95,6 +95,7 @@ class Timeline(BaseModel):
     model_id: str
     model_revision: str
     disclosure: str
+    emulated: str | None = None  # a stand-in served the voice (local mode's Polly): which one
     loudness: LoudnessResult
     segments: list[TimelineSegment]
 

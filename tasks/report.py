@@ -44,6 +44,8 @@ def summary_markdown(manifest: RenderManifest) -> str:
     synthesised = sum(1 for s in manifest.segments if s.status is SegmentStatus.DONE and not s.cache_hit)
     cached = sum(1 for s in manifest.segments if s.cache_hit)
     lines = [f"# {manifest.title}", "", f"**{manifest.state.value}** — {manifest.script}", ""]
+    if manifest.emulated:
+        lines += [f"**Emulated:** {manifest.emulated}; not the real voice.", ""]
     if timeline:
         loudness = timeline["loudness"]
         lines += [

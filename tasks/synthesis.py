@@ -25,11 +25,14 @@ from narrate.endpoints import Submission, SynthesisJob, get_endpoint
 from narrate.errors import SynthesisError, TransientSynthesisError, is_transient
 from narrate.log import run_logger
 from narrate.payloads import voice_request
+from narrate.polly import SAMPLE_RATE as POLLY_SAMPLE_RATE
 from narrate.responses import parse_batch_output
 from narrate.script import NarrationScript
 from tasks.script import PlannedSegment
 
 MAX_SEGMENT_SECONDS = 600
+# The rate each request mode's clips come at: the handler's modes, and Polly's raw PCM.
+EXPECTED_RATES: dict[str, int] = NATIVE_SAMPLE_RATES | {"polly": POLLY_SAMPLE_RATE}
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ def gather_outputs(
         logger.warning("request %s failed: %s", submission.request_id, exc)
         return [SegmentOutcome(sid, job.cache_keys[sid], str(exc), exc.transient) for sid in job.segment_ids]
     cache = ClipCache(Path(cache_dir))
-    expected_rate = NATIVE_SAMPLE_RATES.get(job.payload["voice"]["mode"])
+    expected_rate = EXPECTED_RATES.get(job.payload["voice"]["mode"])
     outcomes = []
     for segment_id in job.segment_ids:
         output, key = outputs[segment_id], job.cache_keys[segment_id]

@@ -1,8 +1,9 @@
 """Endpoints serve synthesis requests behind one interface, so the flow never knows which one runs.
 
 ``sagemaker`` drives an Amazon SageMaker async endpoint (real AWS, or the embedded AWS of local
-mode); ``inprocess`` runs the container handler in this process. Tests and plugins add endpoints
-with :func:`register_endpoint`.
+mode); ``inprocess`` runs the container handler in this process; ``polly`` calls Amazon Polly, and
+serves every Polly voice whatever the backend (:func:`endpoint_for`). Tests and plugins add
+endpoints with :func:`register_endpoint`.
 """
 
 from __future__ import annotations
@@ -98,6 +99,14 @@ def get_endpoint(name: str) -> Endpoint:
         return _instances[name]
 
 
+POLLY = "polly"
+
+
+def endpoint_for(engine: str, backend: str) -> str:
+    """The endpoint that speaks a voice engine: Polly's voices only Polly has; the rest the backend."""
+    return POLLY if engine == POLLY else backend
+
+
 def _inprocess() -> Endpoint:
     from narrate.endpoints.inprocess import InProcessEndpoint
     from narrate.settings import get_settings
@@ -113,5 +122,20 @@ def _sagemaker() -> Endpoint:
     return SageMakerEndpoint(get_settings())
 
 
+def _polly() -> Endpoint:
+    import boto3
+    from botocore.config import Config
+
+    from narrate.endpoints.polly import PollyEndpoint
+    from narrate.settings import get_settings
+
+    # botocore tries a throttled call 3 times in all; then the segment fails transiently and the
+    # flow's next round submits it again
+    retries = {"mode": "standard", "total_max_attempts": 3}
+    config = Config(region_name=get_settings().region, retries=retries)
+    return PollyEndpoint(boto3.client("polly", config=config))
+
+
 register_endpoint("inprocess", _inprocess)
+register_endpoint(POLLY, _polly)
 register_endpoint("sagemaker", _sagemaker)

@@ -1,7 +1,8 @@
 """Local mode: an embedded AWS on 127.0.0.1 that behaves like the real one where narrate depends on it.
 
-A moto server provides S3, the SageMaker control plane, Application Auto Scaling, CloudWatch, SNS and
-SQS. moto runs nothing behind ``invoke_endpoint_async`` and applies capacity changes instantly, so
+A moto server provides S3, the SageMaker control plane, Application Auto Scaling, CloudWatch, SNS,
+SQS and Polly (whose SynthesizeSpeech :mod:`narrate.localaws.polly` answers with the dev voice, marked
+emulated). moto runs nothing behind ``invoke_endpoint_async`` and applies capacity changes instantly, so
 :mod:`narrate.localaws.emulator` takes over the async endpoints: it queues requests, runs the real
 ``model_server`` handler on simulated instances with a cold start, and applies the registered
 autoscaling rules — including the trap that target tracking alone never wakes an endpoint at zero.
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from narrate.localaws.emulator import AsyncEndpointEmulator, EmulatorOptions
+from narrate.localaws.polly import PollyEmulator
 
 __all__ = ["AsyncEndpointEmulator", "EmulatorOptions", "LocalAws", "local_aws"]
 
@@ -34,6 +36,7 @@ class LocalAws:
         self.options = options or EmulatorOptions()
         self._server: Any = None
         self.emulator: AsyncEndpointEmulator | None = None
+        self.polly = PollyEmulator()
         self.url = ""
 
     def start(self) -> LocalAws:
@@ -47,7 +50,7 @@ class LocalAws:
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
         self.emulator = AsyncEndpointEmulator(self.url, REGION, self.options)
-        moto_patches.install(self.emulator)
+        moto_patches.install(self.emulator, self.polly)
         self.emulator.start()
         LocalAws.running = self
         return self
@@ -67,7 +70,8 @@ class LocalAws:
 
         if self.emulator is not None:
             self.emulator.stop()
-            moto_patches.uninstall(self.emulator)
+            moto_patches.uninstall(self.emulator, self.polly)
+        self.polly.close()
         if self._server is not None:
             self._server.stop()
             self._server = None

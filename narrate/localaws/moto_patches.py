@@ -5,6 +5,8 @@
   ``CurrentInstanceCount`` and the status, moto keeps only the desired count.
 - moto has no ``UpdateEndpoint``: the emulator rolls out the new configuration.
 - moto's ``InvokeEndpointAsync`` runs nothing: requests go to the emulator's queue.
+- moto's Polly ``SynthesizeSpeech`` answers eight zero bytes: the dev voice answers instead, marked
+  emulated (:mod:`narrate.localaws.polly`).
 """
 
 from __future__ import annotations
@@ -12,13 +14,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from moto.polly import responses as polly_responses
+from moto.polly.resources import VOICE_DATA
 from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
 from moto.sagemakerruntime import responses as runtime_responses
 
 from narrate.localaws.emulator import AsyncEndpointEmulator, ThrottledError
+from narrate.localaws.polly import PollyEmulator, speech_response
 
 _active: list[AsyncEndpointEmulator] = []
+_polly: list[PollyEmulator] = []
 _originals: dict[str, Any] = {}
 
 
@@ -95,13 +101,22 @@ def _invoke_endpoint_async_action(self: Any) -> Any:
     )
 
 
+def _polly_speech_action(self: Any) -> Any:
+    if not _polly:
+        return _error(500, "ServiceFailureException", "the embedded AWS's Polly is not running")
+    body = self.body if isinstance(self.body, bytes) else str(self.body or "").encode()
+    return speech_response(_polly[-1], body, VOICE_DATA)
+
+
 def _error(status: int, code: str, message: str) -> tuple[int, dict[str, str], str]:
     headers = {"status": str(status), "x-amzn-ErrorType": code}  # moto takes the status from here
     return status, headers, json.dumps({"__type": code, "message": message})
 
 
-def install(emulator: AsyncEndpointEmulator) -> None:
+def install(emulator: AsyncEndpointEmulator, polly: PollyEmulator | None = None) -> None:
     _active.append(emulator)
+    if polly is not None:
+        _polly.append(polly)
     if _originals:
         return
     backend = sm_models.SageMakerModelBackend
@@ -113,8 +128,11 @@ def install(emulator: AsyncEndpointEmulator) -> None:
     sm_models.FakeEndpointConfig.validate_instance_type = _accept_ml_instance_types  # type: ignore[method-assign]
     sm_responses.SageMakerResponse.update_endpoint = _update_endpoint_action  # type: ignore[attr-defined]
     runtime_responses.SageMakerRuntimeResponse.invoke_endpoint_async = _invoke_endpoint_async_action  # type: ignore[method-assign]
+    polly_responses.PollyResponse.speech = _polly_speech_action  # type: ignore[method-assign]
 
 
-def uninstall(emulator: AsyncEndpointEmulator) -> None:
+def uninstall(emulator: AsyncEndpointEmulator, polly: PollyEmulator | None = None) -> None:
     if emulator in _active:
         _active.remove(emulator)
+    if polly in _polly:
+        _polly.remove(polly)

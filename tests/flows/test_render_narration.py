@@ -205,3 +205,59 @@ def test_a_cloned_voice_render_discloses_whose_voice_under_which_consent(
     ):
         assert "Synthetic speech" in disclosure and "Ada Lovelace" in disclosure, disclosure
         assert tiny_clone_script.consent_id in disclosure
+
+
+POLLY = """
+title: A Polly voice
+voice: {engine: polly, voice_id: Matthew, polly_engine: neural}
+output: {formats: [wav]}
+segments:
+  - {id: hello, text: Hello from Polly. This scene is a little longer than the next one.}
+  - {id: bye, text: And goodbye.}
+"""
+
+
+def test_a_polly_voice_renders_in_local_mode_marked_emulated(
+    tmp_path: Path, embedded_aws: LocalAws
+) -> None:
+    from narrate.polly import EMULATION_NOTE
+
+    script = tmp_path / "polly.yaml"
+    script.write_text(POLLY)
+    calls = embedded_aws.polly.calls
+    out = tmp_path / "out"
+    result = render(script, out)
+    assert (result["synthesised"], result["cached"]) == (2, 0)
+    assert embedded_aws.polly.calls - calls == 2  # through SynthesizeSpeech on the embedded AWS
+    manifest = RenderManifest.load(out / "manifest.json")
+    assert (manifest.state, manifest.backend, manifest.emulated) == ("completed", "polly", EMULATION_NOTE)
+    assert manifest.gpu_seconds == 0 and manifest.endpoint_released
+    for segment in manifest.segments:
+        assert segment.clip_path and sf.info(segment.clip_path).samplerate == 16000  # Polly's PCM, as sent
+    timeline = json.loads((out / "timeline.json").read_text())
+    assert timeline["emulated"] == EMULATION_NOTE and timeline["model_id"] == "aws-polly-emulated"
+    for disclosure in (
+        timeline["disclosure"],
+        str(sf.SoundFile(out / "narration.wav").comment),
+        (out / "captions.vtt").read_text().split("\n\n")[1],
+    ):
+        assert f"Emulated: {EMULATION_NOTE}" in disclosure, disclosure
+    endpoints = boto3.client("sagemaker").list_endpoints()["Endpoints"]
+    assert get_settings().endpoint_name not in {e["EndpointName"] for e in endpoints}  # no SageMaker at all
+
+    again = render(script, tmp_path / "again")
+    assert (again["synthesised"], again["cached"]) == (0, 2)
+    assert embedded_aws.polly.calls - calls == 2
+    assert set(RenderManifest.load(tmp_path / "again" / "manifest.json").stage_seconds) == {"assemble"}
+
+
+def test_a_throttled_polly_segment_is_retried_and_succeeds(tmp_path: Path, embedded_aws: LocalAws) -> None:
+    script = tmp_path / "polly.yaml"
+    script.write_text(POLLY)
+    embedded_aws.polly.throttle_next(3)  # all botocore's own attempts: the flow's next round retries
+    result = render(script, tmp_path / "out", backend="inprocess")  # a Polly voice goes to Polly anyway
+    assert result["synthesised"] == 2
+    manifest = RenderManifest.load(tmp_path / "out" / "manifest.json")
+    assert manifest.state == "completed"
+    # the shorter segment went first and took the throttles
+    assert {s.id: s.attempts for s in manifest.segments} == {"hello": 1, "bye": 2}

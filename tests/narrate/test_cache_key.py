@@ -122,3 +122,20 @@ def test_scene_timing_order_and_ids_are_not_in_the_key() -> None:
     flat = repr(material)
     for absent in ("min_seconds", "pause_after", "id", "sample_rate", "loudness", "fps"):
         assert f"'{absent}'" not in flat
+
+
+
+def test_emulated_polly_never_shares_a_key_with_real_polly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from narrate.settings import get_settings
+
+    matthew = PollyVoice(voice_id="Matthew")
+    materials, keys = {}, {}
+    for mode in ("local", "real"):
+        monkeypatch.setenv("NARRATE_AWS", mode)
+        get_settings.cache_clear()
+        materials[mode], keys[mode] = cache.cache_key_material(TEXT, matthew, GEN), key(voice=matthew)
+    assert keys["local"] != keys["real"]
+    assert materials["local"]["voice"]["emulated"] and not materials["real"]["voice"]["emulated"]
+    models = (materials["local"]["model_id"], materials["real"]["model_id"])
+    assert models == ("aws-polly-emulated", "aws-polly")
+    assert key(voice=PollyVoice(voice_id="Matthew", text_type="ssml")) != key(voice=matthew)

@@ -20,6 +20,7 @@ SERVICE = {
     "s3": "s3",
     "autoscaling": "application-autoscaling",
     "cloudwatch": "cloudwatch",
+    "polly": "polly",
 }
 RENAMED = {
     "s3:UploadFile": "s3:PutObject",
@@ -41,10 +42,12 @@ def settings(**overrides: Any) -> Settings:
 
 def actions_the_code_calls() -> set[str]:
     calls = set()
-    for folder in ("narrate/endpoints", "narrate/storage.py", "narrate/cli_endpoint.py", "tasks", "flows"):
+    folders = ("narrate/endpoints", "narrate/storage.py", "narrate/cli_endpoint.py", "narrate/polly.py",
+               "tasks", "flows")  # fmt: skip
+    pattern = r"\b(sagemaker|runtime|s3|autoscaling|cloudwatch|polly)\.([a-z_]+)\b"
+    for folder in folders:
         for path in (ROOT / folder).rglob("*.py") if (ROOT / folder).is_dir() else [ROOT / folder]:
-            for client, method in re.findall(r"\b(sagemaker|runtime|s3|autoscaling|cloudwatch)\.([a-z_]+)\b",
-                                             path.read_text()):  # fmt: skip
+            for client, method in re.findall(pattern, path.read_text()):
                 if method == "meta":
                     continue
                 action = f"{SERVICE[client]}:{''.join(w.title() for w in method.split('_'))}"

@@ -192,3 +192,15 @@ def test_frame_rates(tmp_path: Path) -> None:
         write_script(tmp_path, VALID.replace("title: Demo", "title: Demo\noutput: {fps: 0}"))
     )
     assert problem.startswith("output.fps: fps 0 is out of range")
+
+
+def test_polly_ssml_segments_must_be_well_formed(tmp_path: Path) -> None:
+    voice = "{engine: polly, voice_id: Matthew, text_type: ssml}"
+    polly = VALID.replace("{engine: dev, language: en}", voice)
+    assert load_script(write_script(tmp_path, polly.replace("Hello there.", "Hello <break/> there.")))
+    problems = problems_of(write_script(tmp_path, polly.replace("Hello there.", "Hello <emphasis>there.")))
+    assert len(problems) == 1
+    assert "segments[0] (id 'one').text: not well-formed SSML" in problems[0]
+    assert "text_type: text" in problems[0]
+    problems = problems_of(write_script(tmp_path, polly.replace("ssml}", "markdown}")))
+    assert problems[0].startswith("voice.text_type:")

@@ -1,0 +1,258 @@
+"""Amazon Polly at the AWS boundary (botocore's Stubber): request shape, splitting under the request
+limits, exact PCM decoding, and what each refusal or throttle becomes."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from typing import Any
+from xml.etree import ElementTree
+
+import boto3
+import numpy as np
+import pytest
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+
+from narrate.endpoints import SynthesisJob
+from narrate.endpoints.polly import PollyEndpoint
+from narrate.errors import SegmentRejected, TransientSynthesisError
+from narrate.polly import (
+    EMULATED_HEADER,
+    MAX_BILLED_CHARS,
+    PollyRequest,
+    billed_chars,
+    decode_pcm,
+    plain_text,
+    split_for_polly,
+    synthesize,
+)
+from narrate.responses import parse_batch_output
+from narrate.script import PollyVoice
+from tasks.synthesis import EXPECTED_RATES, validate_clip
+
+
+@pytest.fixture
+def polly() -> Any:
+    return boto3.client("polly", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+
+
+def pcm_response(values: list[int], emulated: bool = False) -> dict[str, Any]:
+    data = np.array(values, dtype="<i2").tobytes()
+    headers = {EMULATED_HEADER: "dev-voice"} if emulated else {}
+    return {
+        "AudioStream": StreamingBody(io.BytesIO(data), len(data)),
+        "ContentType": "audio/pcm",
+        "RequestCharacters": 1,
+        "ResponseMetadata": {"HTTPStatusCode": 200, "HTTPHeaders": headers},
+    }
+
+
+def expected(text: str, **overrides: Any) -> dict[str, Any]:
+    params = {"Engine": "neural", "VoiceId": "Matthew", "OutputFormat": "pcm", "SampleRate": "16000",
+              "TextType": "text", "Text": text}  # fmt: skip
+    return params | overrides
+
+
+def test_the_request_asks_for_raw_pcm_with_the_voice_engine_and_language(polly: Any) -> None:
+    request = PollyRequest("Lea", engine="generative", language_code="fr-FR")
+    with Stubber(polly) as stub:
+        stub.add_response(
+            "synthesize_speech",
+            pcm_response([1, 2]),
+            expected("Bonjour.", Engine="generative", VoiceId="Lea", LanguageCode="fr-FR"),
+        )
+        audio = synthesize(polly, request, "Bonjour.")
+        stub.assert_no_pending_responses()
+    assert (audio.sample_rate, audio.requests, audio.emulated) == (16000, 1, False)
+
+
+def test_ssml_goes_as_one_speak_document(polly: Any) -> None:
+    with Stubber(polly) as stub:
+        stub.add_response(
+            "synthesize_speech",
+            pcm_response([5]),
+            expected('<speak>Hi <break time="300ms"/> there.</speak>', TextType="ssml"),
+        )
+        synthesize(polly, PollyRequest("Matthew", text_type="ssml"), 'Hi <break time="300ms"/> there.')
+
+
+def test_pcm_decodes_exactly_and_parts_join_in_order(polly: Any) -> None:
+    first, second = [0, 1, -1, 32767], [-32768, 12345]
+    sentence = "This sentence is about forty characters. "
+    text = sentence * 90  # 3690 characters: two requests
+    with Stubber(polly) as stub:
+        stub.add_response("synthesize_speech", pcm_response(first))
+        stub.add_response("synthesize_speech", pcm_response(second))
+        audio = synthesize(polly, PollyRequest("Matthew"), text)
+    assert audio.requests == 2
+    assert audio.pcm.dtype == np.int16 and audio.pcm.tolist() == first + second
+    assert audio.samples.dtype == np.float32
+    assert audio.samples.tolist() == [0.0, 1 / 32768, -1 / 32768, 32767 / 32768, -1.0, 12345 / 32768]
+
+
+def test_a_cut_off_pcm_stream_is_transient() -> None:
+    with pytest.raises(TransientSynthesisError, match="not whole 16-bit samples"):
+        decode_pcm(b"\x01\x00\x02")
+    assert decode_pcm(b"\x00\x80\xff\x7f").tolist() == [-32768, 32767]  # little-endian
+
+
+def test_a_7000_character_text_is_split_at_sentence_ends_under_the_limit() -> None:
+    sentences = [
+        f"Scene {i} shows the dashboard filling up with the numbers of quarter {i}." for i in range(100)
+    ]
+    text = " ".join(sentences)
+    assert len(text) > 7000
+    parts = split_for_polly(text)
+    assert len(parts) == 3
+    assert all(len(p) <= MAX_BILLED_CHARS for p in parts)
+    assert all(p.endswith(".") for p in parts)  # cut at sentence ends only
+    assert " ".join(parts) == text
+
+
+def test_a_monster_sentence_is_cut_at_clauses_then_words_then_characters() -> None:
+    clauses = ", ".join(f"then clause {i} with several plain words" for i in range(200))  # no sentence end
+    parts = split_for_polly(clauses, max_billed=500)
+    assert all(len(p) <= 500 for p in parts) and " ".join(parts) == clauses
+    assert all(p.endswith("words,") for p in parts[:-1])
+    words = " ".join(["word"] * 300)  # no punctuation at all
+    parts = split_for_polly(words, max_billed=100)
+    assert all(len(p) <= 100 for p in parts) and " ".join(parts) == words
+    giant = "x" * 250
+    assert split_for_polly(giant, max_billed=100) == ["x" * 100, "x" * 100, "x" * 50]
+
+
+def test_closing_quotes_stay_with_their_sentence_and_cjk_needs_no_space() -> None:
+    text = " ".join(['He said "go on." Then (he left.)'] * 40)
+    parts = split_for_polly(text, max_billed=100)
+    assert " ".join(parts) == text and all(p.endswith(('."', ".)")) for p in parts)
+    japanese = "終わり。次の文。" * 30
+    parts = split_for_polly(japanese, max_billed=50)
+    assert "".join(parts) == japanese and all(len(p) <= 50 and p.endswith("。") for p in parts)
+
+
+def test_ssml_is_split_outside_elements_and_tags_are_not_billed() -> None:
+    sentence = '<prosody rate="slow">Slow. Words.</prosody> Plain sentence here. '
+    text = sentence * 60
+    parts = split_for_polly(text, "ssml", max_billed=600, max_total=1200)
+    assert len(parts) > 1
+    for part in parts:
+        ElementTree.fromstring(part)  # each part is a well-formed <speak> document
+        assert billed_chars(part, "ssml") <= 600 and len(part) <= 1200
+        assert part.startswith("<speak>") and part.endswith("</speak>")
+    inner = " ".join(p.removeprefix("<speak>").removesuffix("</speak>") for p in parts)
+    assert inner == " ".join(text.split())
+    assert billed_chars("<speak>Hi <break/> you.</speak>", "ssml") == 8
+    assert plain_text("<speak>Fish &amp; <emphasis>chips</emphasis>.</speak>", "ssml") == "Fish & chips ."
+
+
+def test_an_ssml_passage_without_an_outside_sentence_end_is_refused_when_too_long() -> None:
+    text = "<prosody rate='slow'>" + "One. Two. " * 100 + "</prosody>"
+    with pytest.raises(SegmentRejected, match="no sentence end outside an element"):
+        split_for_polly(text, "ssml", max_billed=300)
+
+
+def client_error(stub: Stubber, code: str, status: int, message: str = "") -> None:
+    stub.add_client_error("synthesize_speech", code, message, status)
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "message", "field"),
+    [
+        ("ValidationException", 400, "Value 'Nobody' at 'voiceId' failed to satisfy constraint",
+         "voice.voice_id"),
+        ("EngineNotSupportedException", 400, "This voice does not support the selected engine",
+         "voice.polly_engine"),
+        ("LanguageNotSupportedException", 400, "Language is not supported", "voice.language_code"),
+        ("InvalidSsmlException", 400, "Invalid SSML request", "text_type: text"),
+        ("AccessDeniedException", 403, "not authorized", "polly:SynthesizeSpeech"),
+    ],
+)  # fmt: skip
+def test_refusals_are_final_and_name_the_field_to_fix(
+    polly: Any, code: str, status: int, message: str, field: str
+) -> None:
+    with Stubber(polly) as stub:
+        client_error(stub, code, status, message)
+        with pytest.raises(SegmentRejected, match=re.escape(field)) as raised:
+            synthesize(polly, PollyRequest("Nobody", language_code="xx-XX"), "Hello.")
+    assert not raised.value.transient
+
+
+@pytest.mark.parametrize(
+    ("code", "status"), [("ThrottlingException", 400), ("ServiceFailureException", 500), ("Anything", 503)]
+)
+def test_throttles_and_server_failures_are_transient(polly: Any, code: str, status: int) -> None:
+    with Stubber(polly) as stub:
+        client_error(stub, code, status)
+        with pytest.raises(TransientSynthesisError):
+            synthesize(polly, PollyRequest("Matthew"), "Hello.")
+
+
+def job(*texts: str, emulated: bool = False) -> SynthesisJob:
+    voice = {"mode": "polly", "voice_id": "Matthew", "engine": "neural", "language_code": None,
+             "text_type": "text", "emulated": emulated}  # fmt: skip
+    segments = [{"id": f"s{i}", "text": t} for i, t in enumerate(texts)]
+    return SynthesisJob(
+        request_id="r1",
+        payload={"voice": voice, "segments": segments, "generation": {}},
+        segment_ids=tuple(s["id"] for s in segments),
+        cache_keys={s["id"]: "0" * 64 for s in segments},
+    )
+
+
+def run_endpoint(endpoint: PollyEndpoint, synthesis: SynthesisJob) -> dict[str, Any]:
+    submission = endpoint.submit(synthesis, endpoint.stage(synthesis))
+    return parse_batch_output(endpoint.fetch(submission, 1.0), synthesis.segment_ids)
+
+
+def test_the_endpoint_answers_in_the_handlers_batch_format(polly: Any) -> None:
+    endpoint = PollyEndpoint(polly)
+    endpoint.wake(0)
+    with Stubber(polly) as stub:
+        stub.add_response("synthesize_speech", pcm_response([100, -100, 2000]))
+        client_error(stub, "ThrottlingException", 400, "Rate exceeded")
+        outputs = run_endpoint(endpoint, job("Hello.", "Goodbye."))
+    assert validate_clip(outputs["s0"].wav_bytes, EXPECTED_RATES["polly"]) == 3  # type: ignore[arg-type]
+    assert outputs["s1"].retryable and "ThrottlingException" in str(outputs["s1"].error)
+    with Stubber(polly) as stub:  # the flow's next round: the throttled segment goes through
+        stub.add_response("synthesize_speech", pcm_response([7, 8]))
+        again = run_endpoint(endpoint, job("Goodbye."))
+    assert validate_clip(again["s0"].wav_bytes, 16000) == 2  # type: ignore[arg-type]
+    usage = endpoint.scale_down()
+    assert (usage.gpu_seconds, usage.released) == (0.0, True)
+
+
+def test_an_unknown_voice_is_a_final_error_of_its_segment(polly: Any) -> None:
+    with Stubber(polly) as stub:
+        client_error(
+            stub, "ValidationException", 400, "Value 'Nobody' at 'voiceId' failed to satisfy constraint"
+        )
+        outputs = run_endpoint(PollyEndpoint(polly), job("Hello."))
+    assert not outputs["s0"].retryable and "voice.voice_id" in str(outputs["s0"].error)
+
+
+@pytest.mark.parametrize(("answer_emulated", "render_emulated"), [(True, False), (False, True)])
+def test_emulated_audio_never_passes_for_real_polly_or_back(
+    polly: Any, answer_emulated: bool, render_emulated: bool
+) -> None:
+    with Stubber(polly) as stub:
+        stub.add_response("synthesize_speech", pcm_response([1], emulated=answer_emulated))
+        outputs = run_endpoint(PollyEndpoint(polly), job("Hello.", emulated=render_emulated))
+    assert outputs["s0"].wav_bytes is None and not outputs["s0"].retryable
+    assert "NARRATE_AWS" in str(outputs["s0"].error)
+
+
+def test_the_voice_request_carries_what_the_endpoint_needs() -> None:
+    from narrate.payloads import voice_request
+
+    request = voice_request(PollyVoice(voice_id="Joanna", polly_engine="standard", language_code="en-US"))
+    assert request == {
+        "mode": "polly",
+        "voice_id": "Joanna",
+        "engine": "standard",
+        "language_code": "en-US",
+        "text_type": "text",
+        "emulated": True,
+    }  # fmt: skip  (tests run in local mode)
+    assert json.loads(json.dumps(request)) == request
