@@ -217,9 +217,7 @@ segments:
 """
 
 
-def test_a_polly_voice_renders_in_local_mode_marked_emulated(
-    tmp_path: Path, embedded_aws: LocalAws
-) -> None:
+def test_a_polly_voice_renders_in_local_mode_marked_emulated(tmp_path: Path, embedded_aws: LocalAws) -> None:
     from narrate.polly import EMULATION_NOTE
 
     script = tmp_path / "polly.yaml"

@@ -27,7 +27,7 @@ def test_speech_is_the_dev_voice_at_the_asked_rate_and_marked_emulated(polly: An
     audio = {rate: synthesize(polly, matthew, text, sample_rate=rate) for rate in (8000, 16000)}
     assert all(a.emulated and a.sample_rate == rate for rate, a in audio.items())
     assert abs(len(audio[16000].pcm) - 2 * len(audio[8000].pcm)) <= 2  # the same speech, two rates
-    assert np.sqrt(np.mean(audio[16000].samples**2)) > 0.01  # speech, not moto's eight zero bytes
+    assert np.sqrt(np.mean(audio[16000].samples ** 2)) > 0.01  # speech, not moto's eight zero bytes
     again = synthesize(polly, PollyRequest("Matthew"), text)
     assert np.array_equal(again.pcm, audio[16000].pcm)  # deterministic, like the dev voice
     raw = polly.synthesize_speech(Text="Hi.", VoiceId="Joanna", OutputFormat="pcm", SampleRate="16000")

@@ -124,7 +124,6 @@ def test_scene_timing_order_and_ids_are_not_in_the_key() -> None:
         assert f"'{absent}'" not in flat
 
 
-
 def test_emulated_polly_never_shares_a_key_with_real_polly(monkeypatch: pytest.MonkeyPatch) -> None:
     from narrate.settings import get_settings
 
