@@ -21,8 +21,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from narrate.aws_mode import aws_for, aws_for_endpoint
+from narrate.cache import ClipCache
 from narrate.endpoints import SynthesisJob, endpoint_for
-from narrate.errors import RenderFailed
+from narrate.errors import ConfigError, NarrateError, RenderFailed, VoicesFailed
 from narrate.log import run_logger
 from narrate.manifest import RenderManifest, RenderState, SegmentRecord, SegmentStatus
 from narrate.payloads import emulation_note
@@ -36,6 +37,7 @@ from tasks.report import publish_render_report
 from tasks.script import PlannedSegment, load_narration, plan_segments
 from tasks.storage import look_up_cache, mirror_manifest
 from tasks.synthesis import SegmentOutcome, gather_outputs, plan_jobs, stage_requests, submit_segments
+from tasks.video import VideoPlan, plan_video, retime_to_narration
 
 # Submits and gathers in flight at once; the endpoint's MaxConcurrentInvocationsPerInstance queues
 # the rest on its side, so more threads would only hold more polls open.
@@ -68,8 +70,17 @@ def render_narration(
     generation: Annotated[
         GenerationSettings | None, Field(description="Sampling settings instead of the script's (Qwen).")
     ] = None,
+    voices: Annotated[
+        list[str] | None, Field(description="Named voices of the script, each into <out_dir>/<name>/.")
+    ] = None,
+    video: Annotated[
+        str | None, Field(description="Screen recording to re-time to each narration (video.mp4).")
+    ] = None,
+    marks: Annotated[
+        str | None, Field(description="Scene marks of the recording; default the script's video.marks.")
+    ] = None,
 ) -> dict[str, Any]:
-    """Render a narration script to a track, timeline and captions.
+    """Render a narration script to a track, timeline and captions (and the re-timed recording).
 
     Args:
         script: Narration script (YAML or JSON): a path or an s3:// URI.
@@ -77,13 +88,101 @@ def render_narration(
         voice_engine: Speak with this engine instead of the script's voice (e.g. dev).
         backend: What synthesises; default NARRATE_BACKEND (sagemaker).
         generation: Sampling settings instead of the script's (Qwen engines): seed, temperature, ...
+        voices: Named voices of the script (its `voices:`); each renders into <out_dir>/<name>/ and all
+            share one endpoint wake.
+        video: A screen recording to re-time to each narration; default the script's `video:`.
+        marks: The recording's scene marks; default the script's `video.marks`.
     """
     settings = get_settings()
     backend = backend or settings.backend
+    if voices and voice_engine is not None:
+        raise ConfigError("give either voices (named voices of the script) or voice_engine, not both")
     with aws_for(backend), render_slot(settings.endpoint_name):
         local_script = str(fetch_to_local(script, settings.state_dir / "scripts"))
         out = Path(out_dir) if out_dir else default_out_dir(local_script, settings)
-        return run_render(local_script, out, voice_engine, backend, generation=generation)
+        narration = load_narration(local_script)
+        wants_video = video is not None or marks is not None or narration.video is not None
+        video_plan = plan_video(narration, video, marks) if wants_video else None
+        if not voices:
+            return run_render(
+                local_script, out, voice_engine, backend, generation=generation, video=video_plan
+            )
+        names = list(dict.fromkeys(voices))
+        return render_voices(local_script, out, names, backend, generation, video_plan)
+
+
+def render_voices(
+    script: str,
+    out: Path,
+    names: list[str],
+    backend: str,
+    generation: GenerationSettings | None,
+    video: VideoPlan | None,
+) -> dict[str, Any]:
+    """Each named voice into its own folder under one hold of the endpoint, so the instance wakes once
+    for every voice it speaks; videos are re-timed after the release. A failed voice does not stop the
+    others."""
+    minimums = video.action_seconds if video else None
+    narrations = {name: load_narration(script, None, generation, name, minimums) for name in names}
+    holder = f"{_holder()}-voices"
+    spoken_by_backend = [n for n, s in narrations.items() if endpoint_for(s.voice.engine, backend) == backend]
+    results: dict[str, Any] = {}
+    failures: dict[str, str] = {}
+    with _held(backend, holder, active=_needs_synthesis(narrations, spoken_by_backend)):
+        for name in names:
+            try:
+                results[name] = run_render(
+                    script, out / name, None, backend, generation=generation, voice_name=name,
+                    min_seconds=minimums,
+                )  # fmt: skip
+            except NarrateError as exc:
+                failures[name] = str(exc).splitlines()[0]
+                run_logger().error("voice %s failed: %s", name, failures[name])
+    for name, result in results.items() if video else ():
+        try:
+            result["outputs"]["video"] = add_video(out / name, video)
+        except NarrateError as exc:
+            failures[name] = str(exc).splitlines()[0]
+    if failures:
+        raise VoicesFailed(failures, str(out))
+    return {"out_dir": str(out), "voices": results}
+
+
+def add_video(out: Path, video: VideoPlan, manifest: RenderManifest | None = None) -> str:
+    """Re-time the recording to the finished narration in ``out``; its manifest records the MP4."""
+    manifest = manifest or RenderManifest.load(out / "manifest.json")
+    manifest.state = RenderState.RUNNING
+    try:
+        with _stage(manifest, "video"):
+            path = retime_to_narration(video, manifest.outputs, str(out))
+    except BaseException as exc:
+        manifest.state, manifest.error = RenderState.FAILED, f"video: {exc}"[:500]
+        raise
+    else:
+        manifest.outputs, manifest.state = manifest.outputs | {"video": path}, RenderState.COMPLETED
+    finally:
+        manifest.save()
+    return path
+
+
+def _needs_synthesis(narrations: dict[str, NarrationScript], names: list[str]) -> bool:
+    cache = ClipCache(get_settings().cache_dir)
+    return any(not cache.contains(p.cache_key) for name in names for p in plan_segments(narrations[name]))
+
+
+@contextmanager
+def _held(backend: str, holder: str, active: bool) -> Iterator[None]:
+    """Hold the endpoint awake around several renders (each still holds and releases its own turn)."""
+    if not active:
+        yield
+        return
+    ensure_endpoint(backend, holder)
+    waking = wake_endpoint.submit(backend, holder, get_settings().wake_deadline_seconds)
+    try:
+        yield
+    finally:
+        waking.wait()  # a wake still running would raise MinCapacity again after the release
+        scale_down(backend, holder)
 
 
 def run_render(
@@ -94,16 +193,20 @@ def run_render(
     only: set[str] | None = None,
     earlier_errors: dict[str, str] | None = None,
     generation: GenerationSettings | None = None,
+    voice_name: str | None = None,
+    video: VideoPlan | None = None,
+    min_seconds: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """The whole lifecycle for one script; ``only`` limits synthesis to these segment ids (a retry:
     the others come from the cache or stay failed with their ``earlier_errors``). A Polly voice is
     spoken by the ``polly`` endpoint whatever ``backend`` says; the manifest records that one."""
     settings = get_settings()
-    narration = load_narration(script, voice_engine, generation)
+    minimums = video.action_seconds if video else min_seconds
+    narration = load_narration(script, voice_engine, generation, voice_name, minimums)
     endpoint = endpoint_for(narration.voice.engine, backend)
     plan = plan_segments(narration)
     manifest = _start_manifest(script, narration, plan, endpoint, out, voice_engine)
-    manifest.generation = generation
+    manifest.generation, manifest.voice_name = generation, voice_name
     manifest.emulated = emulation_note(narration.voice)
     if manifest.emulated:
         run_logger().warning("EMULATED: %s; the outputs are not Amazon Polly's voice and say so "
@@ -111,7 +214,7 @@ def run_render(
     try:
         with aws_for_endpoint(backend, endpoint):
             hits, todo, outputs = _render(
-                narration, plan, manifest, endpoint, out, settings, only, earlier_errors
+                narration, plan, manifest, endpoint, out, settings, only, earlier_errors, video
             )
     except BaseException as exc:
         if manifest.state is RenderState.RUNNING:
@@ -134,6 +237,7 @@ def _render(
     settings: Settings,
     only: set[str] | None = None,
     earlier_errors: dict[str, str] | None = None,
+    video: VideoPlan | None = None,
 ) -> tuple[set[str], list[PlannedSegment], dict[str, str]]:
     cache_dir = str(settings.cache_dir)
     hits = look_up_cache(plan, cache_dir)
@@ -180,7 +284,9 @@ def _render(
     with _stage(manifest, "assemble"):
         outputs = assemble_track(narration, plan, cache_dir, str(out), hits)
     manifest.outputs, manifest.state = outputs, RenderState.COMPLETED
-    manifest.save()
+    manifest.save()  # the narration is finished whatever the video step does
+    if video is not None:
+        outputs = outputs | {"video": add_video(out, video, manifest)}
     return hits, todo, outputs
 
 

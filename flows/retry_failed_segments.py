@@ -69,7 +69,7 @@ def retry_failed_segments(
     with aws_for(record.backend), render_slot(settings.endpoint_name):
         result = run_render(
             record.script, Path(record.out_dir), voice_engine, record.backend, only=retry,
-            earlier_errors=record.failed(), generation=record.generation,
+            earlier_errors=record.failed(), generation=record.generation, voice_name=record.voice_name,
         )  # fmt: skip
     return result | {"retried": sorted(retry)}
 

@@ -57,6 +57,23 @@ def _parser() -> argparse.ArgumentParser:
         choices=["local", "real"],
         help="local: embedded AWS on 127.0.0.1 (default); real: your account",
     )
+    render.add_argument(
+        "--voice",
+        action="append",
+        metavar="NAME",
+        help="a named voice of the script (repeat for several: each into <out>/<name>/, one wake)",
+    )
+    render.add_argument("--video", help="screen recording to re-time to the narration (video.mp4)")
+    render.add_argument("--marks", help="its scene marks (default: the script's video.marks)")
+
+    video = commands.add_parser("video", help="re-time a screen recording to each voice's narration")
+    video.add_argument("video", help="the screen recording (any format ffmpeg reads)")
+    video.add_argument("--marks", required=True, help="scene marks: one per script segment")
+    video.add_argument("--voice", action="append", metavar="NAME", required=True, help="named voice (repeat)")
+    video.add_argument("--script", help="narration script (default: the marks file without .marks)")
+    video.add_argument("--out", help="output folder (default renders/<script name>/)")
+    video.add_argument("--backend", choices=["sagemaker", "inprocess"], help="endpoint kind")
+    video.add_argument("--aws", choices=["local", "real"], help="local (default) or real AWS")
     consent = commands.add_parser("consent", help="voice-clone consent records")
     consent.add_argument("action", choices=["create"])
     consent.add_argument("--clip", required=True, help="the reference clip the person agreed to")
@@ -81,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             return _validate(args.script, args.voice_engine)
         if args.command == "render":
             return _render(args)
+        if args.command == "video":
+            return _render(_video_as_render(args))
         if args.command == "consent":
             return _create_consent(args)
         if args.command in ("retry", "runs", "serve"):
@@ -142,27 +161,55 @@ def _print_summary(script: str, narration: NarrationScript) -> None:
     console.print(f"[green]{script}: valid[/] ({len(narration.segments)} segments)", soft_wrap=True)
 
 
+def _video_as_render(args: argparse.Namespace) -> argparse.Namespace:
+    """``narrate video VIDEO --marks M --voice V`` is a render of the marks' script with a video."""
+    from narrate.errors import ConfigError
+
+    script = args.script
+    if script is None:
+        marks = Path(args.marks)
+        script = str(marks.with_name(marks.name.replace(".marks", "", 1)))
+        if script == str(marks) or not Path(script).is_file():
+            raise ConfigError(
+                f"--script: no script found beside {marks} (looked for {script}); give --script"
+            )
+    return argparse.Namespace(
+        script=script, out=args.out, voice_engine=None, backend=args.backend, aws=args.aws,
+        voice=args.voice, video=args.video, marks=args.marks,
+    )  # fmt: skip
+
+
 def _render(args: argparse.Namespace) -> int:
     prepare_prefect_environment()
     from flows.render_narration import default_out_dir, render_narration
 
     narration = load_script(args.script, max_segment_chars=get_settings().max_segment_chars)
+    voices = list(dict.fromkeys(args.voice or []))
+    for name in voices:  # an unknown name is an error before anything starts
+        narration.with_named_voice(name)
     out = Path(args.out) if args.out else default_out_dir(args.script, get_settings())
+    manifests = {name: out / name / "manifest.json" for name in voices} or out / "manifest.json"
     if not os.environ.get("PREFECT_API_URL"):
         console.print("[dim]no PREFECT_API_URL: starting a temporary local Prefect server "
                       "(10-40 s on a first run)[/]")  # fmt: skip
     backend = args.backend or get_settings().backend
     with (
         _aws_for(backend, args.aws),
-        ManifestProgress(out / "manifest.json", [s.id for s in narration.segments]),
+        ManifestProgress(manifests, [s.id for s in narration.segments]),
     ):
         result = render_narration(
             script=args.script,
             out_dir=str(out),
             voice_engine=Engine(args.voice_engine) if args.voice_engine else None,
             backend=backend,
+            voices=voices or None,
+            video=args.video,
+            marks=args.marks,
         )
-    print_result(result)
+    for name, voice_result in result.get("voices", {"": result}).items():
+        if name:
+            console.print(f"[bold]voice {name}[/]")
+        print_result(voice_result)
     return 0
 
 
@@ -206,26 +253,30 @@ def print_result(result: dict[str, object]) -> None:
 
 
 class ManifestProgress:
-    """Progress bars fed by the render manifest the flow rewrites as segments finish."""
+    """Progress bars fed by the render manifests the flow rewrites as segments finish: a bar per segment
+    for one short render, else one bar per manifest (per voice)."""
 
-    def __init__(self, manifest_path: Path, segment_ids: list[str]) -> None:
-        self.path = manifest_path
+    def __init__(self, manifest_path: Path | dict[str, Path], segment_ids: list[str]) -> None:
+        self.paths = manifest_path if isinstance(manifest_path, dict) else {"segments": manifest_path}
         self.ids = segment_ids
-        self.per_segment = len(segment_ids) <= PER_SEGMENT_BARS_UP_TO
+        self.per_segment = len(self.paths) == 1 and len(segment_ids) <= PER_SEGMENT_BARS_UP_TO
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
             TimeElapsedColumn(), console=console, transient=False,
         )  # fmt: skip
         self.stop = threading.Event()
         self.rows: dict[str, TaskID] = {}
-        self.started_after = self.path.stat().st_mtime if self.path.exists() else 0.0
+        self.started_after = {
+            name: p.stat().st_mtime if p.exists() else 0.0 for name, p in self.paths.items()
+        }
 
     def __enter__(self) -> ManifestProgress:
         if self.per_segment:
             for segment_id in self.ids:
                 self.rows[segment_id] = self.progress.add_task(segment_id, total=1, status="waiting")
         else:
-            self.rows["*"] = self.progress.add_task("segments", total=len(self.ids), status="")
+            for name in self.paths:
+                self.rows[name] = self.progress.add_task(name, total=len(self.ids), status="waiting")
         self.progress.start()
         self.thread = threading.Thread(target=self._poll, daemon=True)
         self.thread.start()
@@ -242,10 +293,14 @@ class ManifestProgress:
             self._update()
 
     def _update(self) -> None:
+        for name, path in self.paths.items():
+            self._update_one(name, path)
+
+    def _update_one(self, name: str, path: Path) -> None:
         try:
-            if self.path.stat().st_mtime <= self.started_after:
+            if path.stat().st_mtime <= self.started_after[name]:
                 return
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return  # not written yet (or from an earlier render): keep the last view
         finished = 0
@@ -263,7 +318,9 @@ class ManifestProgress:
             if self.per_segment and record["id"] in self.rows:
                 self.progress.update(self.rows[record["id"]], completed=int(done), status=label)
         if not self.per_segment:
-            self.progress.update(self.rows["*"], completed=finished, status=f"{finished}/{len(self.ids)}")
+            stage = " (re-timing the video)" if data.get("state") == "running" and data.get("outputs") else ""
+            status = f"{finished}/{len(self.ids)} {data.get('state', '')}{stage}"
+            self.progress.update(self.rows[name], completed=finished, status=status)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ NarrateError
 ├── OutputInvalid            an output exists but is not usable audio (transient: retried)
 ├── AssemblyError            the assembled track does not match its timeline
 ├── RenderFailed             the render finished with failed segments (finished work kept)
+├── VoicesFailed             some voices of a several-voice render failed (the others are finished)
 └── VideoError               the screen recording could not be re-timed (ffmpeg failed, bad input)
     ├── MarksError           the scene marks are invalid (nothing was rendered)
     └── VideoDriftError      the rendered MP4 does not match its timeline (it was not published)
@@ -61,6 +62,18 @@ class OutputInvalid(TransientSynthesisError):
 
 class AssemblyError(NarrateError):
     exit_code = 3
+
+
+class VoicesFailed(NarrateError):
+    exit_code = 4
+
+    def __init__(self, failed: dict[str, str], out_dir: str) -> None:
+        self.failed = failed
+        lines = "\n".join(f"  - {name}: {message}" for name, message in failed.items())
+        super().__init__(
+            f"{len(failed)} voice(s) failed; the others are finished in {out_dir}/<voice>/. Each failed "
+            f"voice's manifest.json says why; run the same render again to finish them.\n{lines}"
+        )
 
 
 class RenderFailed(NarrateError):

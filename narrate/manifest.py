@@ -47,6 +47,7 @@ class RenderManifest(BaseModel):
     title: str
     engine: str
     voice_engine: str | None = Field(None, description="The --voice-engine override, if the render had one.")
+    voice_name: str | None = Field(None, description="The script's named voice it spoke with (--voice).")
     generation: GenerationSettings | None = Field(None, description="The run's sampling override, if any.")
     backend: str = Field(description="The endpoint that synthesised: sagemaker, inprocess or polly.")
     emulated: str | None = Field(

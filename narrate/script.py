@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -207,9 +208,34 @@ class Segment(_Strict):
         return value
 
 
+VoiceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+
+
+class VideoSource(_Strict):
+    """The screen recording this narration is for: its scene marks, and the recording itself."""
+
+    marks: Path = Field(description="Scene marks (YAML/JSON, one scene per segment), next to the script.")
+    recording: Path | None = Field(None, description="The recording; default the marks' `video:`.")
+
+    @field_validator("marks", mode="after")
+    @classmethod
+    def _marks_exist(cls, value: Path, info: ValidationInfo) -> Path:
+        return _existing_file(value, info, "marks file")
+
+    @field_validator("recording", mode="after")
+    @classmethod
+    def _recording_path(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        base_dir = Path((info.context or {}).get("base_dir", "."))
+        return None if value is None else (value if value.is_absolute() else base_dir / value).resolve()
+
+
 class NarrationScript(_Strict):
     title: str = Field(min_length=1, max_length=200)
     voice: Voice
+    voices: dict[VoiceName, Voice] = Field(
+        default_factory=dict, description="Named voices for `--voice NAME` (or a path to a voices file)."
+    )
+    video: VideoSource | None = None
     output: OutputOptions = Field(default_factory=OutputOptions)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     segments: list[Segment] = Field(min_length=1)
@@ -244,8 +270,46 @@ class NarrationScript(_Strict):
             raise ValueError("\n  - ".join(problems))
         return self
 
+    @field_validator("voices", mode="before")
+    @classmethod
+    def _voices_file(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str):  # a separate voices file, relative to the script
+            return load_voices_file(Path((info.context or {}).get("base_dir", ".")) / value)
+        return value
+
     def with_voice(self, voice: Voice) -> NarrationScript:
         return self.model_copy(update={"voice": voice})
+
+    def with_named_voice(self, name: str) -> NarrationScript:
+        """The script spoken by its voice ``name``; ScriptError naming the defined ones otherwise."""
+        if name not in self.voices:
+            defined = ", ".join(sorted(self.voices)) or "none (add a `voices:` mapping to the script)"
+            raise ScriptError("--voice", [f"voice {name!r} is not defined; the script defines: {defined}"])
+        return self.with_voice(self.voices[name])
+
+    def with_min_seconds(self, minimums: dict[str, float]) -> NarrationScript:
+        """Each segment at least as long as ``minimums`` says (a scene's action), keeping longer ones."""
+        segments = [
+            s.model_copy(update={"min_seconds": max(s.min_seconds or 0.0, minimums.get(s.id, 0.0))})
+            for s in self.segments
+        ]
+        return self.model_copy(update={"segments": segments})
+
+
+def load_voices_file(path: Path) -> Any:
+    """A voices file: a mapping of name -> voice; its relative paths are made relative to itself."""
+    try:
+        data = parse_script_text(path.read_text(encoding="utf-8"), str(path), path.suffix.lower())
+    except (FileNotFoundError, UnicodeDecodeError):
+        raise ValueError(f"voices file {str(path)!r} not found or not UTF-8 text; fix the path") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"voices file {str(path)!r} must be a mapping of voice name -> voice")
+    for voice in data.values():
+        if isinstance(voice, dict):
+            for key in ("reference_clip", "consent"):
+                if isinstance(voice.get(key), str) and not Path(voice[key]).is_absolute():
+                    voice[key] = str((path.parent / voice[key]).resolve())
+    return data
 
 
 def _existing_file(value: Path, info: ValidationInfo, what: str) -> Path:
@@ -342,6 +406,9 @@ def _describe(error: Any, data: dict[str, Any]) -> str:
         message = f"unknown engine {error['input'].get('engine')!r}; use one of {_ENGINES}"
     elif kind == "union_tag_not_found":
         message = f"needs an engine; add `engine:` with one of {_ENGINES}"
+    elif kind == "string_pattern_mismatch" and location.endswith("[key]"):
+        location = f"voices: {error['input']!r}"
+        message = "a voice name must be 1-40 lowercase letters, digits, '-' or '_' (e.g. polly-matthew)"
     elif kind == "string_pattern_mismatch" and location.endswith(".id"):
         message = "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
     elif kind in _BOUNDS:
@@ -358,7 +425,8 @@ def _location(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
     index = 0
     while index < len(loc):
         item = loc[index]
-        if parts == ["voice"] and item in {e.value for e in Engine}:
+        in_a_voice = parts == ["voice"] or (len(parts) == 2 and parts[0] == "voices")
+        if in_a_voice and item in {e.value for e in Engine}:
             index += 1  # pydantic puts the union tag in the path; the user never wrote it
             continue
         if isinstance(item, int):

@@ -22,11 +22,19 @@ class PlannedSegment:
 
 @task(name="validate-script", cache_policy=NO_CACHE)
 def load_narration(
-    script: str, voice_engine: Engine | None = None, generation: GenerationSettings | None = None
+    script: str,
+    voice_engine: Engine | None = None,
+    generation: GenerationSettings | None = None,
+    voice_name: str | None = None,
+    min_seconds: dict[str, float] | None = None,
 ) -> NarrationScript:
-    """The whole script, validated, with the run's overrides; a ScriptError here means nothing was
-    synthesised."""
+    """The whole script, validated, with the run's overrides (a named voice, an engine, sampling, each
+    scene's action length); a ScriptError here means nothing was synthesised."""
     narration = load_script(script, max_segment_chars=get_settings().max_segment_chars)
+    if voice_name is not None:
+        narration = narration.with_named_voice(voice_name)
+    if min_seconds:
+        narration = narration.with_min_seconds(min_seconds)
     if voice_engine is not None:
         narration = narration.with_voice(override_engine(narration.voice, Engine(voice_engine)))
     if generation is not None:

@@ -140,6 +140,7 @@ class AsyncEndpointEmulator:
         self._segment_faults: dict[str, str] = {}
         self._output_faults: list[str] = []
         self.synthesised: Counter[str] = Counter()  # segment id -> times the handler was asked for it
+        self.launches: Counter[str] = Counter()  # endpoint name -> instances launched (cold starts)
         self._capacity_withheld = False
         self._scheduled_actions_run: set[tuple[str, str]] = set()
         self._lock = threading.RLock()
@@ -486,6 +487,7 @@ class AsyncEndpointEmulator:
         for _ in range(0 if withheld else desired - len(active)):
             instance = SimInstance(uuid.uuid4().hex[:8], now, now + self.options.cold_start_seconds)
             endpoint.instances.append(instance)
+            self.launches[endpoint.name] += 1
             self._pool.submit(self._load_model, endpoint, instance)
             log.info("%s: launching instance %s", endpoint.name, instance.instance_id)
         surplus = len(active) - desired

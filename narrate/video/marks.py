@@ -46,6 +46,9 @@ class SceneMarks(BaseModel):
 
     video: str | None = Field(None, description="The source video, relative to the marks file.")
     end_seconds: float | None = Field(None, gt=0, description="End of the last scene (default: video end).")
+    draw_if_missing: bool = Field(
+        False, description="Examples and tests: draw a placeholder `video:` from these marks if missing."
+    )
     scenes: list[SceneMark] = Field(min_length=1)
 
     def scene_end_seconds(self, index: int, video_seconds: float | None) -> float | None:

@@ -204,3 +204,36 @@ def test_polly_ssml_segments_must_be_well_formed(tmp_path: Path) -> None:
     assert "text_type: text" in problems[0]
     problems = problems_of(write_script(tmp_path, polly.replace("ssml}", "markdown}")))
     assert problems[0].startswith("voice.text_type:")
+
+
+def test_named_voices_in_the_script_or_in_a_voices_file(tmp_path: Path) -> None:
+    (tmp_path / "voices").mkdir()
+    (tmp_path / "voices" / "team.yaml").write_text(
+        "aiden-calm: {engine: qwen-speaker, speaker: Aiden, instruct: calm}\n"
+        "polly-matthew: {engine: polly, voice_id: Matthew}\n"
+    )
+    body = "title: T\nvoice: {engine: dev}\nvoices: voices/team.yaml\nsegments: [{id: a, text: Hi.}]\n"
+    narration = load_script(write_script(tmp_path, body))
+    assert sorted(narration.voices) == ["aiden-calm", "polly-matthew"]
+    spoken = narration.with_named_voice("aiden-calm")
+    assert isinstance(spoken.voice, QwenSpeakerVoice) and spoken.voice.speaker == "aiden"
+    with pytest.raises(ScriptError, match="voice 'me' is not defined; the script defines: aiden-calm, polly"):
+        narration.with_named_voice("me")
+
+
+def test_bad_named_voices_name_the_field(tmp_path: Path) -> None:
+    body = (
+        "title: T\nvoice: {engine: dev}\nsegments: [{id: a, text: Hi.}]\n"
+        "voices:\n  Bad Name: {engine: dev}\n  ok: {engine: polly}\n"
+    )
+    problems = problems_of(write_script(tmp_path, body))
+    assert any(p.startswith("voices: 'Bad Name': a voice name must be 1-40 lowercase") for p in problems)
+    assert any(p.startswith("voices.ok.voice_id: is required") for p in problems), problems
+
+
+def test_min_seconds_from_the_recording_keep_longer_ones(tmp_path: Path) -> None:
+    body = (
+        "title: T\nvoice: {engine: dev}\nsegments: [{id: a, text: Hi., min_seconds: 5}, {id: b, text: Yo.}]\n"
+    )
+    narration = load_script(write_script(tmp_path, body)).with_min_seconds({"a": 2.0, "b": 3.5})
+    assert [s.min_seconds for s in narration.segments] == [5, 3.5]
