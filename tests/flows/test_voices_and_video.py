@@ -116,3 +116,13 @@ def test_narrate_video_gives_each_voice_an_mp4_locked_to_its_narration(project: 
         manifest = RenderManifest.load(out / voice / "manifest.json")
         assert manifest.outputs["video"] == str(out / voice / "video.mp4") and manifest.state == "completed"
     assert lengths["slow"] > lengths["brisk"]  # two voices, two different cuts of one recording
+
+
+def test_a_script_that_names_its_recording_gets_the_mp4_from_every_render(
+    project: Path, tmp_path: Path
+) -> None:
+    project.write_text(project.read_text() + "video: {marks: three.marks.yaml}\n")
+    result = render_narration(script=str(project), out_dir=str(tmp_path / "out"))
+    report = json.loads((tmp_path / "out" / "video.report.json").read_text())
+    assert result["outputs"]["video"] == str(tmp_path / "out" / "video.mp4")
+    assert report["max_drift_frames"] <= 1 and report["chapters"] == 3
