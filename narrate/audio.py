@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import numpy as np
 import pyloudnorm
-from scipy.signal import lfilter, lfilter_zi, resample_poly
+from scipy.signal import lfilter, resample_poly
 
 TRIM_WINDOW_SECONDS = 0.010
 TRIM_BELOW_PEAK_DB = 45.0  # windows this far under the clip's loudest window count as silence
@@ -95,9 +95,13 @@ def _gating_block_bounds(samples: int, sample_rate: int) -> tuple[np.ndarray, np
 def _running_sums_of_squares(
     audio: np.ndarray, sample_rate: int, positions: np.ndarray, chunk: int
 ) -> np.ndarray:
-    """Sum of the squared K-weighted signal before each of ``positions`` (sample indices)."""
+    """Sum of the squared K-weighted signal before each of ``positions`` (sample indices).
+
+    The filters are the meter's own (``Meter._filters``: pyloudnorm has no public accessor), so the
+    coefficients cannot drift from the reference that tests/narrate/test_audio.py compares with.
+    """
     stages = [(f.b, f.a, f.passband_gain) for f in pyloudnorm.Meter(sample_rate)._filters.values()]
-    states = [lfilter_zi(b, a) * 0.0 for b, a, _ in stages]  # at rest, as lfilter starts
+    states = [np.zeros(max(len(a), len(b)) - 1) for b, a, _ in stages]  # at rest, as lfilter starts
     order = np.argsort(positions, kind="stable")
     wanted = positions[order]
     sums = np.zeros(len(positions), dtype=np.float64)
