@@ -1,13 +1,19 @@
-"""Run a benchmark: ``python -m bench critical-path|model-server [--smoke] [--runs N]``."""
+"""Run a benchmark: ``python -m bench NAME [--smoke] [--runs N]``; NAME is one of BENCHMARKS."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from bench import critical_path, model_server
+from bench import assembly, critical_path, incremental, model_server, orchestration
 
-BENCHMARKS = {"critical-path": critical_path.main, "model-server": model_server.main}
+BENCHMARKS = {
+    "assembly": assembly.main,
+    "critical-path": critical_path.main,
+    "incremental": incremental.main,
+    "model-server": model_server.main,
+    "orchestration": orchestration.main,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,8 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="small sizes, no targets asserted (CI)")
     parser.add_argument("--runs", type=int, default=None, help="repetitions (median reported)")
     parser.add_argument("--frames", type=int, default=None, help="model-server: codec frames a segment")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="orchestration: segment counts")
+    parser.add_argument("--segments", type=int, default=None, help="incremental: script length")
+    parser.add_argument("--minutes", type=float, default=None, help="assembly: minutes of speech")
     args = parser.parse_args(argv)
-    extra = {"frames": args.frames} if args.frames else {}
+    options = {"frames": args.frames, "sizes": args.sizes, "segments": args.segments, "minutes": args.minutes}
+    extra = {key: value for key, value in options.items() if value is not None}
     return BENCHMARKS[args.name](smoke=args.smoke, runs=args.runs, **extra)
 
 

@@ -313,13 +313,14 @@ def _synthesise(
     for attempt in range(1, settings.max_attempts + 1):
         retry: list[PlannedSegment] = []
         first_round = attempt == 1
-        for outcome in _run_round(backend, jobs, staged, settings, awake if first_round else lambda: None):
-            final = outcome.ok or not outcome.retryable or attempt == settings.max_attempts
-            for segment_id in ids_by_key[outcome.cache_key]:
-                _record_outcome(manifest, segment_id, outcome, final)
-            if not final:
-                retry.append(todo_by_key[outcome.cache_key])
-            manifest.save()
+        for batch in _run_round(backend, jobs, staged, settings, awake if first_round else lambda: None):
+            for outcome in batch:
+                final = outcome.ok or not outcome.retryable or attempt == settings.max_attempts
+                for segment_id in ids_by_key[outcome.cache_key]:
+                    _record_outcome(manifest, segment_id, outcome, final)
+                if not final:
+                    retry.append(todo_by_key[outcome.cache_key])
+            manifest.save()  # once per request, as it comes in: a crash later loses nothing
         if not retry:
             return
         delay = settings.retry_base_seconds * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
@@ -334,9 +335,9 @@ def _run_round(
     staged: dict[str, str],
     settings: Settings,
     before_gather: Callable[[], None],
-) -> list[SegmentOutcome]:
+) -> Iterator[list[SegmentOutcome]]:
+    """The outcomes of each request as soon as it is settled (gathered, or failed to submit)."""
     cache_dir = str(settings.cache_dir)
-    outcomes: list[SegmentOutcome] = []
     submits = {submit_segments.submit(backend, job, staged.get(job.request_id)): job for job in jobs}
     gathers = []
     before_gather()
@@ -346,16 +347,13 @@ def _run_round(
             submission = future.result()
         except Exception as exc:  # retries exhausted: the whole request failed
             error, retryable = str(exc), getattr(exc, "transient", False)
-            outcomes.extend(
-                SegmentOutcome(sid, job.cache_keys[sid], error, retryable) for sid in job.segment_ids
-            )
+            yield [SegmentOutcome(sid, job.cache_keys[sid], error, retryable) for sid in job.segment_ids]
             continue
         gathers.append(
             gather_outputs.submit(backend, submission, job, cache_dir, settings.output_deadline_seconds)
         )
     for future in as_completed(gathers):
-        outcomes.extend(future.result())
-    return outcomes
+        yield future.result()
 
 
 def _mirror(manifest: RenderManifest, settings: Settings) -> None:

@@ -7,6 +7,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import soundfile as sf
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from narrate.audio import gain_factor, normalize_loudness, prepare_clip
+from narrate.audio import gain_factor, loudness_gain, prepare_clip
 from narrate.cache import ClipCache
 from narrate.captions import segment_cues, to_srt, to_vtt
 from narrate.consent import load_consent
@@ -76,15 +78,21 @@ def disclosure_text(voice: Voice, model_id: str) -> str:
 def build_track(
     narration: NarrationScript,
     plan: list[PlannedSegment],
-    raw_clips: list[tuple[np.ndarray, int]],
+    raw_clips: Iterable[tuple[np.ndarray, int]],
     cache_hits: set[str],
 ) -> AssembledTrack:
-    """The normalised track and its timeline, in memory; nothing is written here."""
+    """The normalised track and its timeline, in memory; nothing is written here.
+
+    Memory stays near one copy of the track (an hour at 24 kHz is 330 MB of float32): each raw clip
+    is dropped once prepared (``raw_clips`` may be a generator reading them), each prepared clip once
+    placed, the gain is applied in place, and the returned clips are views of the track at the
+    positions the timeline gives them.
+    """
     rate = narration.output.sample_rate
     fps = narration.output.frame_rate
-    clips = [prepare_clip(audio, clip_rate, rate) for audio, clip_rate in raw_clips]
+    prepared = [prepare_clip(audio, clip_rate, rate) for audio, clip_rate in raw_clips]
     spans = layout_scenes(
-        [len(c) for c in clips],
+        [len(c) for c in prepared],
         [seconds_to_samples(s.min_seconds or 0, rate) for s in narration.segments],
         [seconds_to_samples(s.pause_after_seconds, rate) for s in narration.segments],
         rate,
@@ -92,11 +100,12 @@ def build_track(
     )
     total = spans[-1].scene_end_sample if spans else 0
     track = np.zeros(total, dtype=np.float32)
-    for clip, span in zip(clips, spans, strict=True):
+    prepared.reverse()
+    for span in spans:  # pop as placed: the clip's memory goes back as the track's fills
+        clip = prepared.pop()
         track[span.start_sample : span.start_sample + len(clip)] = clip
-    track, loudness = normalize_loudness(
-        track, rate, narration.output.loudness_lufs, narration.output.true_peak_dbtp
-    )
+    loudness = loudness_gain(track, rate, narration.output.loudness_lufs, narration.output.true_peak_dbtp)
+    track *= gain_factor(loudness.gain_db)
     identity = model_identity(narration.voice)
     voice_text = describe_voice(narration.voice)
     segments = [
@@ -119,8 +128,8 @@ def build_track(
         loudness=loudness.rounded(),
         segments=segments,
     )
-    gain = gain_factor(loudness.gain_db)
-    return AssembledTrack(track, timeline, [c * gain for c in clips])
+    clips = [track[s.start_sample : s.start_sample + s.clip_samples] for s in spans]
+    return AssembledTrack(track, timeline, clips)
 
 
 def _timeline_segment(
@@ -149,12 +158,19 @@ def _timeline_segment(
 
 def check_no_drift(timeline: Timeline, clips: list[np.ndarray], wav_path: Path) -> None:
     """The written track against its timeline and the real clips; raises AssemblyError on drift."""
+    with sf.SoundFile(wav_path) as wav:
+        problems = _drift_problems(timeline, clips, wav)
+    if problems:
+        raise AssemblyError("the track drifted from its timeline:\n  " + "\n  ".join(problems[:20]))
+
+
+def _drift_problems(timeline: Timeline, clips: list[np.ndarray], wav: sf.SoundFile) -> list[str]:
+    """Read segment by segment (an hour of track is never read back whole)."""
     rate, fps = timeline.sample_rate, timeline.frame_rate()
-    audio, file_rate = sf.read(wav_path, dtype="float32", always_2d=False)
     problems = []
-    if file_rate != rate or len(audio) != timeline.total_samples:
+    if wav.samplerate != rate or wav.frames != timeline.total_samples:
         problems.append(
-            f"{wav_path.name} is {len(audio)} samples at {file_rate} Hz, timeline says "
+            f"{Path(wav.name).name} is {wav.frames} samples at {wav.samplerate} Hz, timeline says "
             f"{timeline.total_samples} at {rate}"
         )
     expected_start = 0
@@ -169,14 +185,14 @@ def check_no_drift(timeline: Timeline, clips: list[np.ndarray], wav_path: Path) 
             problems.append(
                 f"{segment.id}: start {segment.start_sample} is not on frame {segment.start_frame}"
             )
-        placed = audio[segment.start_sample : segment.start_sample + len(clip)]
+        wav.seek(min(segment.start_sample, wav.frames))
+        placed = wav.read(len(clip), dtype="float32", always_2d=False)
         if len(placed) != len(clip) or np.max(np.abs(placed - clip), initial=0) > 2 * ONE_LSB:
             problems.append(f"{segment.id}: the track does not hold this clip at {segment.start_sample}")
         expected_start = segment.start_sample + len(clip) + segment.padding_samples
     if expected_start != timeline.total_samples:
         problems.append(f"segments end at {expected_start}, track is {timeline.total_samples} samples")
-    if problems:
-        raise AssemblyError("the track drifted from its timeline:\n  " + "\n  ".join(problems[:20]))
+    return problems
 
 
 def write_wav(path: Path, track: np.ndarray, rate: int, title: str, disclosure: str) -> Path:
@@ -218,11 +234,22 @@ def _write_staged(staging: Path, narration: NarrationScript, assembled: Assemble
     staged["wav"] = write_wav(
         staging / "narration.wav", assembled.track, timeline.sample_rate, timeline.title, timeline.disclosure
     )
-    check_no_drift(timeline, assembled.clips, staged["wav"])
-    if "mp3" in narration.output.formats:
-        mp3 = write_mp3(staged["wav"], staging / "narration.mp3", timeline.title, timeline.disclosure)
-        if mp3 is not None:
-            staged["mp3"] = mp3
+    with ThreadPoolExecutor(max_workers=1) as encoder:  # ffmpeg encodes while the track is checked
+        mp3 = None
+        if "mp3" in narration.output.formats:
+            mp3 = encoder.submit(
+                write_mp3, staged["wav"], staging / "narration.mp3", timeline.title, timeline.disclosure
+            )
+        check_no_drift(timeline, assembled.clips, staged["wav"])
+        staged.update(_write_captions(staging, narration, timeline))
+        if mp3 is not None and (mp3_path := mp3.result()) is not None:
+            staged["mp3"] = mp3_path
+    staged["timeline"] = write_text_atomic(staging / "timeline.json", timeline.model_dump_json(indent=2))
+    return staged
+
+
+def _write_captions(staging: Path, narration: NarrationScript, timeline: Timeline) -> dict[str, Path]:
+    staged: dict[str, Path] = {}
     cues = [
         cue
         for s in timeline.segments
@@ -236,7 +263,6 @@ def _write_staged(staging: Path, narration: NarrationScript, assembled: Assemble
     staged["srt"] = write_text_atomic(staging / "captions.srt", to_srt(cues, timeline.sample_rate))
     vtt = to_vtt(cues, timeline.sample_rate, timeline.disclosure)
     staged["vtt"] = write_text_atomic(staging / "captions.vtt", vtt)
-    staged["timeline"] = write_text_atomic(staging / "timeline.json", timeline.model_dump_json(indent=2))
     return staged
 
 
@@ -251,7 +277,7 @@ def assemble_track(
     """Write narration.wav (+ .mp3), timeline.json, captions.srt/.vtt; returns name -> path."""
     logger = run_logger()
     cache = ClipCache(Path(cache_dir))
-    raw = [(c.audio, c.sample_rate) for c in (cache.get(p.cache_key) for p in plan)]
+    raw = ((c.audio, c.sample_rate) for c in (cache.get(p.cache_key) for p in plan))  # read as prepared
     assembled = build_track(narration, plan, raw, cache_hits)
     timeline = assembled.timeline
     out = Path(out_dir)

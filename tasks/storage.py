@@ -33,8 +33,8 @@ def look_up_cache(plan: list[PlannedSegment], cache_dir: str) -> set[str]:
     cache = ClipCache(Path(cache_dir))
     hits = {p.cache_key for p in plan if cache.contains(p.cache_key)}
     logger = run_logger()
-    for planned in plan:
+    for planned in plan:  # per segment at debug level: thousands of info lines cost more than the look-up
         state = "cache hit" if planned.cache_key in hits else "to synthesise"
-        logger.info("segment %s: %s (key %s)", planned.id, state, planned.cache_key[:12])
+        logger.debug("segment %s: %s (key %s)", planned.id, state, planned.cache_key[:12])
     logger.info("%d of %d segment(s) cached, %d to synthesise", len(hits), len(plan), len(plan) - len(hits))
     return hits

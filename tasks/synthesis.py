@@ -142,7 +142,13 @@ def gather_outputs(
         note = {"text": text, "voice": {k: v for k, v in job.payload["voice"].items() if k != "ref_audio"}}
         path = cache.put_wav(key, output.wav_bytes, note)
         outcomes.append(SegmentOutcome(segment_id, key, clip_samples=samples, clip_path=str(path)))
-        logger.info("segment %s synthesised: %d samples, cached as %s", segment_id, samples, key[:12])
+        logger.debug("segment %s synthesised: %d samples, cached as %s", segment_id, samples, key[:12])
+    done = [o.id for o in outcomes if o.ok]
+    # One line a request, not a segment: at 1,000 segments per-segment lines cost more than the work.
+    logger.info(
+        "request %s: %d of %d segment(s) synthesised and cached: %s",
+        submission.request_id, len(done), len(outcomes), ", ".join(done),
+    )  # fmt: skip
     return outcomes
 
 
