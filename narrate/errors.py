@@ -24,8 +24,8 @@ class NarrateError(Exception):
     exit_code = 1
 
 
-class ScriptError(NarrateError):
-    """The narration script failed validation; ``problems`` holds one line per field."""
+class _ProblemList(NarrateError):
+    """An input failed validation; ``problems`` holds one line per field, all reported at once."""
 
     exit_code = 2
 
@@ -34,6 +34,10 @@ class ScriptError(NarrateError):
         self.problems = problems
         listing = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"{source}: {len(problems)} problem(s)\n{listing}")
+
+
+class ScriptError(_ProblemList):
+    """The narration script failed validation."""
 
 
 class ConfigError(NarrateError):
@@ -94,16 +98,10 @@ class VideoError(NarrateError):
     exit_code = 6
 
 
-class MarksError(VideoError):
-    """The scene marks failed validation; ``problems`` holds one line per field."""
+class MarksError(_ProblemList, VideoError):
+    """The scene marks failed validation."""
 
     exit_code = 2
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = problems
-        listing = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s)\n{listing}")
 
 
 class VideoDriftError(VideoError):
