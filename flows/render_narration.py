@@ -22,7 +22,7 @@ from pydantic import Field
 
 from narrate.aws_mode import aws_for, aws_for_endpoint
 from narrate.cache import ClipCache
-from narrate.endpoints import SynthesisJob, endpoint_for
+from narrate.endpoints import Submission, SynthesisJob, endpoint_for
 from narrate.errors import ConfigError, NarrateError, RenderFailed, VoicesFailed
 from narrate.log import run_logger
 from narrate.manifest import RenderManifest, RenderState, SegmentRecord, SegmentStatus
@@ -36,7 +36,14 @@ from tasks.endpoint import ensure_endpoint, scale_down, wake_endpoint
 from tasks.report import publish_render_report
 from tasks.script import PlannedSegment, load_narration, plan_segments
 from tasks.storage import look_up_cache, mirror_manifest
-from tasks.synthesis import SegmentOutcome, gather_outputs, plan_jobs, stage_requests, submit_segments
+from tasks.synthesis import (
+    SegmentOutcome,
+    adopt_queued_requests,
+    gather_outputs,
+    plan_jobs,
+    stage_requests,
+    submit_segments,
+)
 from tasks.video import VideoPlan, plan_video, retime_to_narration
 
 # Submits and gathers in flight at once; the endpoint's MaxConcurrentInvocationsPerInstance queues
@@ -257,7 +264,11 @@ def _render(
             with _stage(manifest, "ensure"):
                 ensure_endpoint(backend, holder)
             waking = wake_endpoint.submit(backend, holder, settings.wake_deadline_seconds)
-            jobs = plan_jobs(narration, todo, settings.batch_size)
+            adopted = adopt_queued_requests(backend, {p.cache_key for p in todo})
+            adopted_keys = {key for _, job in adopted for key in job.cache_keys.values()}
+            jobs = plan_jobs(
+                narration, [p for p in todo if p.cache_key not in adopted_keys], settings.batch_size
+            )
             with _stage(manifest, "stage requests"):
                 staged = stage_requests(backend, jobs)
 
@@ -266,7 +277,7 @@ def _render(
                     waking.result()
 
             with _stage(manifest, "synthesise"):
-                _synthesise(backend, narration, todo, jobs, staged, plan, manifest, settings, awake)
+                _synthesise(backend, narration, todo, jobs, staged, plan, manifest, settings, awake, adopted)
             manifest.last_output_at = time.time()
         finally:
             with _stage(manifest, "scale down"):
@@ -300,10 +311,12 @@ def _synthesise(
     manifest: RenderManifest,
     settings: Settings,
     awake: Callable[[], None],
+    adopted: list[tuple[Submission, SynthesisJob]],
 ) -> None:
     """Rounds of submit + gather; segments that failed transiently go again, up to max_attempts.
 
-    The first round is submitted before the endpoint is awake (it queues them) and gathered after.
+    The first round is submitted before the endpoint is awake (it queues them) and gathered after,
+    with the ``adopted`` requests an earlier run left queued.
     """
     logger = run_logger()
     ids_by_key: dict[str, list[str]] = {}
@@ -313,8 +326,15 @@ def _synthesise(
     for attempt in range(1, settings.max_attempts + 1):
         retry: list[PlannedSegment] = []
         first_round = attempt == 1
-        for batch in _run_round(backend, jobs, staged, settings, awake if first_round else lambda: None):
+        waiting = adopted if first_round else []
+        for batch in _run_round(
+            backend, jobs, staged, settings, awake if first_round else lambda: None, waiting
+        ):
             for outcome in batch:
+                if (
+                    outcome.cache_key not in todo_by_key
+                ):  # an adopted request's other segment: cached, no more
+                    continue
                 final = outcome.ok or not outcome.retryable or attempt == settings.max_attempts
                 for segment_id in ids_by_key[outcome.cache_key]:
                     _record_outcome(manifest, segment_id, outcome, final)
@@ -335,12 +355,14 @@ def _run_round(
     staged: dict[str, str],
     settings: Settings,
     before_gather: Callable[[], None],
+    adopted: list[tuple[Submission, SynthesisJob]],
 ) -> Iterator[list[SegmentOutcome]]:
     """The outcomes of each request as soon as it is settled (gathered, or failed to submit)."""
     cache_dir = str(settings.cache_dir)
     submits = {submit_segments.submit(backend, job, staged.get(job.request_id)): job for job in jobs}
-    gathers = []
     before_gather()
+    deadline = settings.output_deadline_seconds
+    gathers = [gather_outputs.submit(backend, sub, job, cache_dir, deadline) for sub, job in adopted]
     for future in as_completed(list(submits)):
         job = submits[future]
         try:

@@ -11,6 +11,7 @@ so a dead orchestrator costs at most ``hold_seconds`` of instance time and nothi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
@@ -221,12 +222,14 @@ class SageMakerEndpoint:
             )
         except (ClientError, BotoCoreError) as exc:
             raise self._classify(exc, "invoke") from None
-        return Submission(
+        submission = Submission(
             request_id=job.request_id,
             segment_ids=job.segment_ids,
             output_location=response["OutputLocation"],
             failure_location=response.get("FailureLocation", ""),
         )
+        self._remember(submission, job)
+        return submission
 
     def fetch(self, submission: Submission, deadline_seconds: float) -> bytes:
         """Poll the returned output and failure locations with back-off until one exists."""
@@ -234,11 +237,12 @@ class SageMakerEndpoint:
         delay = 0.1
         while True:
             body = self._read_if_exists(submission.output_location)
-            if body is not None:
+            if body is not None:  # forgotten by the caller once the clips are safe in the cache
                 return body
             if submission.failure_location:
                 failure = self._read_if_exists(submission.failure_location)
                 if failure is not None:
+                    self.forget(submission)
                     raise failure_error(failure)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -409,6 +413,74 @@ class SageMakerEndpoint:
     def _restore_action(self) -> str:
         return f"{self.spec.endpoint_name}-restore-wake-range"
 
+    # --- requests queued on the endpoint: a later run adopts them instead of asking again ---------
+
+    def queued(self, cache_keys: set[str]) -> list[tuple[Submission, SynthesisJob]]:
+        """Requests an earlier run submitted and never collected (it failed or was killed) that hold
+        any of ``cache_keys``: the endpoint still runs them, so their outputs are gathered, not redone."""
+        adopted = []
+        for key in self._list_keys(self._queued_prefix()):
+            try:
+                record = json.loads(self.s3.get_object(Bucket=self.settings.bucket, Key=key)["Body"].read())
+            except (ClientError, ValueError):
+                continue
+            if float(record.get("expires_at", 0)) < time.time():  # past its TTL: it can no longer run
+                self.s3.delete_object(Bucket=self.settings.bucket, Key=key)
+                continue
+            segments = record["segments"]
+            if not cache_keys & {s["cache_key"] for s in segments}:
+                continue
+            ids = tuple(s["id"] for s in segments)
+            job = SynthesisJob(
+                request_id=record["request_id"],
+                payload={
+                    "voice": record["voice"],
+                    "segments": [{"id": s["id"], "text": s["text"]} for s in segments],
+                },
+                segment_ids=ids,
+                cache_keys={s["id"]: s["cache_key"] for s in segments},
+            )
+            submission = Submission(
+                record["request_id"], ids, record["output_location"], record["failure_location"]
+            )
+            adopted.append((submission, job))
+        return adopted
+
+    def _remember(self, submission: Submission, job: SynthesisJob) -> None:
+        if set(job.cache_keys) != set(job.segment_ids):  # not a render's request: nothing to adopt it for
+            return
+        texts = {s["id"]: s["text"] for s in job.payload["segments"]}
+        lifetime = self.settings.request_ttl_seconds + self.settings.invocation_timeout_seconds
+        record = {
+            "request_id": submission.request_id,
+            "output_location": submission.output_location,
+            "failure_location": submission.failure_location,
+            "expires_at": time.time() + lifetime,
+            "voice": {k: v for k, v in job.payload["voice"].items() if k != "ref_audio"},
+            "segments": [
+                {"id": i, "text": texts[i], "cache_key": job.cache_keys[i]} for i in job.segment_ids
+            ],
+        }
+        self.s3.put_object(
+            Bucket=self.settings.bucket,
+            Key=f"{self._queued_prefix()}{submission.request_id}.json",
+            Body=json.dumps(record).encode(),
+            **self.encryption(),
+        )
+
+    def forget(self, submission: Submission) -> None:
+        """The request is settled and its clips are cached (or it failed): no later run needs it."""
+        key = f"{self._queued_prefix()}{submission.request_id}.json"
+        with contextlib.suppress(ClientError, BotoCoreError):  # a stale record expires by itself
+            self.s3.delete_object(Bucket=self.settings.bucket, Key=key)
+
+    def _queued_prefix(self) -> str:
+        return f"{self.settings.s3_prefix}/queued/{self.spec.endpoint_name}/"
+
+    def _list_keys(self, prefix: str) -> list[str]:
+        listing = self.s3.list_objects_v2(Bucket=self.settings.bucket, Prefix=prefix)
+        return [item["Key"] for item in listing.get("Contents", [])]
+
     # --- leases --------------------------------------------------------------------------------
 
     def _lease_prefix(self) -> str:
@@ -428,8 +500,7 @@ class SageMakerEndpoint:
         self.s3.delete_object(Bucket=self.settings.bucket, Key=self._lease_prefix() + f"{holder}.json")
 
     def _lease_keys(self) -> list[str]:
-        listing = self.s3.list_objects_v2(Bucket=self.settings.bucket, Prefix=self._lease_prefix())
-        return [item["Key"] for item in listing.get("Contents", [])]
+        return self._list_keys(self._lease_prefix())
 
     def _active_leases(self) -> list[str]:
         active = []

@@ -212,3 +212,29 @@ def test_a_created_bucket_refuses_requests_without_tls() -> None:
     (deny,) = json.loads(s3.calls["put_bucket_policy"]["Policy"])["Statement"]
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert deny["Resource"] == ["arn:aws:s3:::narrate-prod", "arn:aws:s3:::narrate-prod/*"]
+
+
+def test_a_request_left_queued_is_adopted_by_a_later_run_until_collected(embedded_aws: LocalAws) -> None:
+    ep = endpoint()
+    ep.ensure()
+    left = job("left-behind", "Nobody collected me.", "Nor me.")
+    submission = ep.submit(left, ep.stage(left))  # ... and the run that submitted it dies here
+    later = endpoint()  # another run, another process: it knows only what S3 says
+    assert later.queued({"unrelated"}) == []
+    [(adopted, adopted_job)] = later.queued({"k"})
+    assert adopted == submission and adopted_job.segment_ids == ("s0", "s1")
+    assert adopted_job.payload["segments"][1]["text"] == "Nor me."
+    ep.wake(30, "r")
+    assert json.loads(later.fetch(adopted, 30))["segments"][0]["num_samples"] > 0
+    assert later.queued({"k"}) != []  # read but not yet cached: a crash here must not lose it
+    later.forget(adopted)  # what gather-outputs does once the clips are in the cache
+    assert later.queued({"k"}) == []
+    stale = job("stale", "Too old.")
+    ep.submit(stale, ep.stage(stale))
+    key = f"{ep.settings.s3_prefix}/queued/{ep.spec.endpoint_name}/stale.json"
+    record = json.loads(ep.s3.get_object(Bucket=ep.settings.bucket, Key=key)["Body"].read())
+    record["expires_at"] = time.time() - 1  # past its TTL and timeout: the endpoint can no longer run it
+    ep.s3.put_object(Bucket=ep.settings.bucket, Key=key, Body=json.dumps(record).encode())
+    assert later.queued({"k"}) == []
+    assert "Contents" not in ep.s3.list_objects_v2(Bucket=ep.settings.bucket, Prefix=key)  # dropped
+    ep.scale_down("r")

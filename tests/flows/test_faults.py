@@ -162,6 +162,7 @@ def test_an_endpoint_stuck_at_zero_fails_the_render_clearly_and_a_rerun_complete
     monkeypatch.setenv("NARRATE_WAKE_DEADLINE_SECONDS", "3")
     get_settings.cache_clear()
     emulator.withhold_capacity(True)  # ... and gets no instance (no capacity of the type in the region)
+    synthesised_at_start = sum(emulator.synthesised.values())
     out = tmp_path / "out"
     try:
         state = render_narration(script=str(demo), out_dir=str(out), return_state=True)
@@ -178,4 +179,6 @@ def test_an_endpoint_stuck_at_zero_fails_the_render_clearly_and_a_rerun_complete
     get_settings.cache_clear()
     result = render_narration(script=str(demo), out_dir=str(out))
     assert result["synthesised"] == 8 and manifest_of(out).state == "completed"
+    # nothing submitted was lost: the re-run gathered the requests the failed render had queued
+    assert sum(emulator.synthesised.values()) - synthesised_at_start == 8
     assert endpoint_instances() == (0, 0)
