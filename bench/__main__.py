@@ -23,10 +23,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=None, help="repetitions (median reported)")
     parser.add_argument("--frames", type=int, default=None, help="model-server: codec frames a segment")
     parser.add_argument("--sizes", type=int, nargs="+", default=None, help="orchestration: segment counts")
-    parser.add_argument("--segments", type=int, default=None, help="incremental: script length")
+    parser.add_argument(
+        "--segments", type=int, default=None, help="incremental, critical-path (comparison): script length"
+    )
+    parser.add_argument(
+        "--scale", type=float, default=None, help="critical-path: time scale of the comparison"
+    )
     parser.add_argument("--minutes", type=float, default=None, help="assembly: minutes of speech")
     args = parser.parse_args(argv)
-    options = {"frames": args.frames, "sizes": args.sizes, "segments": args.segments, "minutes": args.minutes}
+    options = {
+        "frames": args.frames,
+        "sizes": args.sizes,
+        "segments": args.segments,
+        "minutes": args.minutes,
+        "scale": args.scale,
+    }
     extra = {key: value for key, value in options.items() if value is not None}
     return BENCHMARKS[args.name](smoke=args.smoke, runs=args.runs, **extra)
 

@@ -15,6 +15,8 @@ every tick (a tenth of a second) it:
    output or failure object to the endpoint configuration's S3 paths and notifying SNS.
 
 Autoscaling periods and cooldowns are multiplied by ``time_scale`` so tests can run them in seconds.
+Instance time is accounted per endpoint as SageMaker bills it, each instance from its launch to its
+release (:meth:`AsyncEndpointEmulator.instance_seconds`).
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ class AsyncEndpointEmulator:
         self._output_faults: list[str] = []
         self.synthesised: Counter[str] = Counter()  # segment id -> times the handler was asked for it
         self.launches: Counter[str] = Counter()  # endpoint name -> instances launched (cold starts)
+        self._released_seconds: Counter[str] = Counter()  # endpoint name -> launch-to-release seconds
         self._capacity_withheld = False
         self._scheduled_actions_run: set[tuple[str, str]] = set()
         self._lock = threading.RLock()
@@ -328,6 +331,18 @@ class AsyncEndpointEmulator:
                 "in_service": sum(1 for i in endpoint.instances if i.in_service(now)),
             }
 
+    def instance_seconds(self, endpoint_name: str) -> float:
+        """Instance time of an endpoint so far (what SageMaker bills, the benchmarks' GPU-seconds):
+        every instance from its launch to its release, the ones still up counted until now."""
+        with self._lock:
+            now = time.monotonic()
+            endpoint = self._endpoints.get(endpoint_name)
+            live = sum(now - i.launched_at for i in endpoint.instances) if endpoint else 0.0
+            return self._released_seconds[endpoint_name] + live
+
+    def _account_release(self, endpoint: SimEndpoint, instance: SimInstance, now: float) -> None:
+        self._released_seconds[endpoint.name] += now - instance.launched_at
+
     # --- the control loop ----------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -351,7 +366,7 @@ class AsyncEndpointEmulator:
                 rules = self._read_rules(name)
                 now = time.monotonic()
                 if endpoint.moto_endpoint is not endpoint.backend.endpoints.get(name):
-                    self._retire_all(endpoint)
+                    self._retire_all(endpoint, now)
                     if self._endpoints.get(name) is endpoint:  # not a new endpoint of the same name
                         self._endpoints.pop(name)
                     continue
@@ -500,6 +515,7 @@ class AsyncEndpointEmulator:
             if instance.retiring and instance.busy == 0 and (replacements_ready >= desired or desired == 0):
                 endpoint.instances.remove(instance)
                 self._release_model(instance)
+                self._account_release(endpoint, instance, now)
                 log.info("%s: instance %s released", endpoint.name, instance.instance_id)
 
     def _publish_state(self, endpoint: SimEndpoint, now: float) -> None:
@@ -562,6 +578,7 @@ class AsyncEndpointEmulator:
         log.warning("%s: instance %s failed to start: %s", endpoint.name, instance.instance_id, error)
         with self._lock:
             endpoint.instances.remove(instance)
+            self._account_release(endpoint, instance, time.monotonic())
             endpoint.container_failing = True
             if endpoint.created:
                 endpoint.moto_endpoint.endpoint_status = "Failed"
@@ -582,9 +599,10 @@ class AsyncEndpointEmulator:
             for engine in model.engines.values():
                 engine.close()
 
-    def _retire_all(self, endpoint: SimEndpoint) -> None:
+    def _retire_all(self, endpoint: SimEndpoint, now: float) -> None:
         for instance in endpoint.instances:
             self._release_model(instance)
+            self._account_release(endpoint, instance, now)
 
     def _serve(self, endpoint: SimEndpoint, instance: SimInstance, request: SimRequest) -> None:
         from model_server import inference

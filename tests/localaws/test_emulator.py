@@ -167,3 +167,23 @@ def test_invocation_timeout_goes_to_the_failure_path(embedded_aws: LocalAws) -> 
     body = json.loads(ep._read_if_exists(submission.failure_location) or b"{}")
     assert body["code"] == 500 and "timed out" in body["message"]
     ep.scale_down("r")
+
+
+def test_instance_seconds_grow_while_an_instance_lives_and_stop_at_its_release(
+    embedded_aws: LocalAws,
+) -> None:
+    emulator = embedded_aws.emulator
+    assert emulator is not None
+    ep = endpoint()
+    at_zero(ep)
+    name = ep.spec.endpoint_name
+    before = emulator.instance_seconds(name)
+    ep.wake(30, "r")  # in service only after the cold start, which counts
+    awake = emulator.instance_seconds(name)
+    assert awake - before >= TEST_COLD_START_SECONDS
+    assert wait_for(lambda: emulator.instance_seconds(name) > awake, 5)
+    ep.scale_down("r")
+    assert wait_for(lambda: emulator.inspect(name)["instances"] == 0, 5)
+    released = emulator.instance_seconds(name)
+    time.sleep(0.05)
+    assert emulator.instance_seconds(name) == released
