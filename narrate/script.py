@@ -114,8 +114,7 @@ class QwenCloneVoice(_VoiceBase):
     @field_validator("consent", mode="after")
     @classmethod
     def _consent_path(cls, value: Path, info: ValidationInfo) -> Path:
-        base_dir = Path((info.context or {}).get("base_dir", "."))
-        return (value if value.is_absolute() else base_dir / value).resolve()
+        return _beside_script(value, info)
 
     @model_validator(mode="after")
     def _consent_covers_the_clip(self) -> QwenCloneVoice:
@@ -225,8 +224,7 @@ class VideoSource(_Strict):
     @field_validator("recording", mode="after")
     @classmethod
     def _recording_path(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        base_dir = Path((info.context or {}).get("base_dir", "."))
-        return None if value is None else (value if value.is_absolute() else base_dir / value).resolve()
+        return None if value is None else _beside_script(value, info)
 
 
 class NarrationScript(_Strict):
@@ -312,12 +310,17 @@ def load_voices_file(path: Path) -> Any:
     return data
 
 
-def _existing_file(value: Path, info: ValidationInfo, what: str) -> Path:
+def _beside_script(value: Path, info: ValidationInfo) -> Path:
+    """A path as written in the script: relative ones are relative to the script's folder."""
     base_dir = Path((info.context or {}).get("base_dir", "."))
-    resolved = value if value.is_absolute() else base_dir / value
+    return (value if value.is_absolute() else base_dir / value).resolve()
+
+
+def _existing_file(value: Path, info: ValidationInfo, what: str) -> Path:
+    resolved = _beside_script(value, info)
     if not resolved.is_file():
         raise ValueError(f"{what} {str(value)!r} not found (looked in {resolved}); fix the path")
-    return resolved.resolve()
+    return resolved
 
 
 # --- loading -------------------------------------------------------------------------------------
@@ -432,17 +435,18 @@ def _location(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
         if isinstance(item, int):
             parts[-1] = f"{parts[-1]}[{item}]"
             if parts[-1].startswith("segments["):
-                parts[-1] += _segment_label(data, item)
+                parts[-1] += item_label(data, "segments", item)
         else:
             parts.append(str(item))
         index += 1
     return ".".join(parts)
 
 
-def _segment_label(data: dict[str, Any], index: int) -> str:
-    segments = data.get("segments")
-    if isinstance(segments, list) and index < len(segments) and isinstance(segments[index], dict):
-        segment_id = segments[index].get("id")
-        if isinstance(segment_id, str) and segment_id:
-            return f" (id {segment_id!r})"
+def item_label(data: dict[str, Any], list_key: str, index: int) -> str:
+    """`` (id 'x')`` for item ``index`` of ``data[list_key]`` when it has an id: errors name it."""
+    items = data.get(list_key)
+    if isinstance(items, list) and index < len(items) and isinstance(items[index], dict):
+        item_id = items[index].get("id")
+        if isinstance(item_id, str) and item_id:
+            return f" (id {item_id!r})"
     return ""

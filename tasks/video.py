@@ -9,11 +9,11 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from narrate.errors import VideoError
+from narrate.errors import MarksError, VideoError
 from narrate.log import run_logger
 from narrate.script import NarrationScript
 from narrate.video import Ffmpeg, SceneMarks, VideoProgress, action_seconds, load_marks, probe_video
-from narrate.video.marks import marks_video_path
+from narrate.video.marks import check_marks, marks_video_path
 
 VIDEO_NAME = "video.mp4"
 
@@ -52,8 +52,9 @@ def plan_video(
         run_logger().info("drawing the example's placeholder recording %s from its marks", path)
         make_demo_video(shape, path, narration.output.frame_rate)
     seconds = probe_video(Ffmpeg(), path).seconds
-    checked = load_marks(marks_path, ids, seconds)
-    return VideoPlan(path, marks_path, checked, action_seconds(checked, narration.output.frame_rate, seconds))
+    if problems := check_marks(shape, ids, seconds):
+        raise MarksError(str(marks_path), problems)
+    return VideoPlan(path, marks_path, shape, action_seconds(shape, narration.output.frame_rate, seconds))
 
 
 @task(name="retime-video", cache_policy=NO_CACHE)

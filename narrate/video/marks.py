@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from narrate.errors import MarksError, ScriptError
-from narrate.script import SEGMENT_ID_PATTERN, parse_script_text
+from narrate.script import SEGMENT_ID_PATTERN, item_label, parse_script_text
 
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)$")
 
@@ -230,7 +230,7 @@ def _describe(error: Any, data: dict[str, Any]) -> str:
     parts: list[str] = []
     for item in error["loc"]:
         if isinstance(item, int) and parts:
-            parts[-1] += f"[{item}]" + _scene_label(data, item)
+            parts[-1] += f"[{item}]" + item_label(data, "scenes", item)
         else:
             parts.append(str(item))
     location = ".".join(parts)
@@ -252,12 +252,3 @@ def _describe(error: Any, data: dict[str, Any]) -> str:
     elif kind == "too_short":
         message = "is empty; add one mark per script segment"
     return f"{location}: {message}" if location else message
-
-
-def _scene_label(data: dict[str, Any], index: int) -> str:
-    scenes = data.get("scenes")
-    if isinstance(scenes, list) and index < len(scenes) and isinstance(scenes[index], dict):
-        scene_id = scenes[index].get("id")
-        if isinstance(scene_id, str) and scene_id:
-            return f" (id {scene_id!r})"
-    return ""
