@@ -36,6 +36,7 @@ class ServerConfig:
     qwen_voice_design_model: str = "none"
     qwen_device: str = "auto"  # auto = cuda:0 when there is a GPU, else cpu
     qwen_fast_decode: bool = True  # lean code-predictor loop (same codes as qwen-tts, less overhead)
+    qwen_cuda_graphs: bool = True  # on a GPU, replay that loop as one CUDA graph per batch shape
     qwen_batch_size: int = 16  # most segments in one generate call
     qwen_batch_frames: int = 12000  # batch size x longest frame cap, a proxy for the KV-cache memory
     qwen_max_segment_seconds: float = 120.0  # hard cap on one segment's audio, whatever its text

@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     qwen_voice_design_model: str = Field("none", description="VoiceDesign checkpoint; 'none' = off.")
     qwen_device: str = Field("auto", description="Device of the Qwen models: auto, cpu, cuda:0.")
     qwen_fast_decode: bool = Field(True, description="Lean code-predictor loop (same output, faster).")
+    qwen_cuda_graphs: bool = Field(True, description="On a GPU, replay that loop as CUDA graphs.")
     qwen_batch_size: int = Field(16, ge=1, le=256, description="Most segments in one generate call.")
     qwen_batch_frames: int = Field(12000, ge=1, description="Batch size x longest frame cap allowed.")
     qwen_max_segment_seconds: float = Field(120, gt=0, le=3600, description="Hard cap on one segment.")

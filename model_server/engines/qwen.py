@@ -242,7 +242,7 @@ def load_qwen_engines(config: ServerConfig, model_dir: str) -> dict[str, QwenEng
             source, device_map=device, dtype=dtype, attn_implementation=attention
         )
         if config.qwen_fast_decode:
-            fast_predictor.install(tts)
+            fast_predictor.install(tts, cuda_graphs=config.qwen_cuda_graphs)
         kind = tts.model.tts_model_type
         if kind != CHECKPOINT_TYPES[mode]:
             variable = {"custom_voice": "CUSTOM_VOICE", "voice_clone": "BASE", "voice_design": "VOICE_DESIGN"}
