@@ -89,6 +89,8 @@ class StaticPredictor:
             if captured is None:
                 try:
                     captured = self._capture(inputs_embeds, steps, sampling)
+                except torch.cuda.OutOfMemoryError:
+                    raise  # the engine splits the batch and tries again
                 except RuntimeError:
                     log.exception("CUDA graph capture failed; the code predictor runs eagerly from now on")
                     self.cuda_graphs = False
