@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ from narrate.script import Engine, GenerationSettings, Voice, normalize_text
 from narrate.storage import write_bytes_atomic, write_json_atomic
 
 CACHE_KEY_VERSION = 1
+ABANDONED_WRITE_SECONDS = (
+    3600  # a clip is written in milliseconds: an older temporary file is a dead writer's
+)
 
 
 def cache_key_material(text: str, voice: Voice, generation: GenerationSettings) -> dict[str, Any]:
@@ -68,6 +72,20 @@ class ClipCache:
     def get(self, key: str) -> CachedClip:
         audio, rate = sf.read(self.path(key), dtype="float32", always_2d=False)
         return CachedClip(key, audio, rate)
+
+    def remove_abandoned_writes(self, older_than: float = ABANDONED_WRITE_SECONDS) -> int:
+        """Delete the hidden temporary files that writers killed mid-write left behind (they are never
+        read as clips); the number removed. Young ones may belong to a render writing right now."""
+        cutoff = time.time() - older_than
+        removed = 0
+        for partial in self.root.glob("[0-9a-f][0-9a-f]/.*.tmp*"):
+            try:
+                if partial.is_file() and partial.stat().st_mtime < cutoff:
+                    partial.unlink()
+                    removed += 1
+            except FileNotFoundError:  # another render swept it first
+                continue
+        return removed
 
     def put_wav(self, key: str, wav_bytes: bytes, note: dict[str, Any]) -> Path:
         """Store a validated WAV file as received (no re-encoding), note first, clip last."""

@@ -33,6 +33,8 @@ def look_up_cache(plan: list[PlannedSegment], cache_dir: str) -> set[str]:
     cache = ClipCache(Path(cache_dir))
     hits = {p.cache_key for p in plan if cache.contains(p.cache_key)}
     logger = run_logger()
+    if removed := cache.remove_abandoned_writes():
+        logger.info("removed %d partial clip file(s) that killed renders left in the cache", removed)
     for planned in plan:  # per segment at debug level: thousands of info lines cost more than the look-up
         state = "cache hit" if planned.cache_key in hits else "to synthesise"
         logger.debug("segment %s: %s (key %s)", planned.id, state, planned.cache_key[:12])
