@@ -25,7 +25,7 @@ from narrate.cache import ClipCache
 from narrate.endpoints import Submission, SynthesisJob, endpoint_for
 from narrate.errors import ConfigError, NarrateError, RenderFailed, VoicesFailed
 from narrate.log import run_logger
-from narrate.manifest import RenderManifest, RenderState, SegmentRecord, SegmentStatus
+from narrate.manifest import RenderManifest, RenderState, SegmentRecord, SegmentStatus, VideoRecord
 from narrate.payloads import emulation_note
 from narrate.render_slot import render_slot
 from narrate.script import Backend, Engine, GenerationSettings, NarrationScript
@@ -158,7 +158,7 @@ def render_voices(
 def add_video(out: Path, video: VideoPlan, manifest: RenderManifest | None = None) -> str:
     """Re-time the recording to the finished narration in ``out``; its manifest records the MP4."""
     manifest = manifest or RenderManifest.load(out / "manifest.json")
-    manifest.state = RenderState.RUNNING
+    manifest.state, manifest.video = RenderState.RUNNING, video_record(video)
     try:
         with _stage(manifest, "video"):
             path = retime_to_narration(video, manifest.outputs, str(out))
@@ -170,6 +170,10 @@ def add_video(out: Path, video: VideoPlan, manifest: RenderManifest | None = Non
     finally:
         manifest.save()
     return path
+
+
+def video_record(video: VideoPlan | None) -> VideoRecord | None:
+    return VideoRecord(recording=str(video.recording), marks=str(video.marks_path)) if video else None
 
 
 def _needs_synthesis(narrations: dict[str, NarrationScript], names: list[str]) -> bool:
@@ -214,6 +218,7 @@ def run_render(
     plan = plan_segments(narration)
     manifest = _start_manifest(script, narration, plan, endpoint, out, voice_engine)
     manifest.generation, manifest.voice_name = generation, voice_name
+    manifest.min_seconds, manifest.video = minimums or None, video_record(video)
     manifest.emulated = emulation_note(narration.voice)
     if manifest.emulated:
         run_logger().warning("EMULATED: %s; the outputs are not Amazon Polly's voice and say so "

@@ -14,12 +14,15 @@ from pydantic import Field
 from flows.render_narration import FAN_OUT_WORKERS, run_render
 from narrate.aws_mode import aws_for
 from narrate.cache import ClipCache
-from narrate.errors import ConfigError
+from narrate.errors import ConfigError, NarrateError
+from narrate.log import run_logger
 from narrate.manifest import RenderManifest, SegmentStatus
 from narrate.render_slot import render_slot
 from narrate.script import Backend, Engine
 from narrate.settings import get_settings
 from narrate.storage import fetch_to_local
+from tasks.script import load_narration
+from tasks.video import VideoPlan, plan_video
 
 
 def segments_to_retry(manifest: RenderManifest, cache: ClipCache, asked: list[str] | None) -> set[str]:
@@ -66,12 +69,28 @@ def retry_failed_segments(
         )
     retry = segments_to_retry(record, ClipCache(settings.cache_dir), segment_ids)
     voice_engine = Engine(record.voice_engine) if record.voice_engine else None
+    video = video_again(record, voice_engine)
     with aws_for(record.backend), render_slot(settings.endpoint_name):
         result = run_render(
             record.script, Path(record.out_dir), voice_engine, record.backend, only=retry,
             earlier_errors=record.failed(), generation=record.generation, voice_name=record.voice_name,
+            video=video, min_seconds=record.min_seconds,
         )  # fmt: skip
     return result | {"retried": sorted(retry)}
+
+
+def video_again(record: RenderManifest, voice_engine: Engine | None) -> VideoPlan | None:
+    """The render's recording, planned again so the retried narration is re-timed into it too. If it
+    cannot be (the recording or its marks gone), the narration is still retried, laid out with the
+    same least lengths, and the log says to run ``narrate video`` again."""
+    if record.video is None:
+        return None
+    narration = load_narration(record.script, voice_engine, record.generation, record.voice_name)
+    try:
+        return plan_video(narration, record.video.recording, record.video.marks)
+    except NarrateError as exc:
+        run_logger().warning("the video is not re-timed this time: %s", str(exc).splitlines()[0])
+        return None
 
 
 def load_manifest(location: str, folder: Path) -> RenderManifest:

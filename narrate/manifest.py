@@ -41,6 +41,13 @@ class SegmentRecord(BaseModel):
     error: str | None = None
 
 
+class VideoRecord(BaseModel):
+    """The recording a render re-timed, and its scene marks: a retry re-times it again."""
+
+    recording: str
+    marks: str
+
+
 class RenderManifest(BaseModel):
     script: str
     script_sha256: str
@@ -50,6 +57,10 @@ class RenderManifest(BaseModel):
     voice_name: str | None = Field(None, description="The script's named voice it spoke with (--voice).")
     generation: GenerationSettings | None = Field(None, description="The run's sampling override, if any.")
     backend: str = Field(description="The endpoint that synthesised: sagemaker, inprocess or polly.")
+    min_seconds: dict[str, float] | None = Field(
+        None, description="Least seconds per segment the layout applied (a recording's actions)."
+    )
+    video: VideoRecord | None = Field(None, description="The recording re-timed to this narration, if any.")
     emulated: str | None = Field(
         None, description="Set when a stand-in served the voice (local mode's Polly): which one."
     )

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from flows.render_narration import render_narration
+from flows.retry_failed_segments import retry_failed_segments
 from narrate.cli import main as narrate_main
 from narrate.demo_video import make_demo_video
 from narrate.errors import ScriptError
@@ -20,6 +21,7 @@ from narrate.settings import get_settings
 from narrate.video import load_marks
 from tests.conftest import write_script
 from tests.flows.test_render_narration import endpoint_instances
+from tests.flows.test_retry_failed_segments import timeline_positions
 
 pytestmark = pytest.mark.usefixtures("prefect_server", "embedded_aws")
 
@@ -126,3 +128,39 @@ def test_a_script_that_names_its_recording_gets_the_mp4_from_every_render(
     report = json.loads((tmp_path / "out" / "video.report.json").read_text())
     assert result["outputs"]["video"] == str(tmp_path / "out" / "video.mp4")
     assert report["max_drift_frames"] <= 1 and report["chapters"] == 3
+
+
+def test_a_retry_re_times_the_recording_and_keeps_each_action_whole(
+    project: Path, tmp_path: Path, embedded_aws: LocalAws
+) -> None:
+    emulator: Any = embedded_aws.emulator
+    project.write_text(project.read_text() + "video: {marks: three.marks.yaml}\n")
+    out, clean = tmp_path / "out", tmp_path / "clean"
+    emulator.fail_segments_once({"open"})
+    state = render_narration(script=str(project), out_dir=str(out), return_state=True)
+    assert state.is_failed() and not (out / "video.mp4").exists()
+    manifest = RenderManifest.load(out / "manifest.json")
+    assert manifest.video is not None and manifest.video.marks.endswith("three.marks.yaml")
+    assert manifest.min_seconds == {"open": 2.0, "work": 1.0, "close": 1.0}
+
+    result = retry_failed_segments(manifest=str(out / "manifest.json"))
+    assert result["retried"] == ["open"] and result["outputs"]["video"] == str(out / "video.mp4")
+    assert json.loads((out / "video.report.json").read_text())["max_drift_frames"] <= 1
+    render_narration(script=str(project), out_dir=str(clean))
+    assert timeline_positions(out) == timeline_positions(clean)
+
+
+def test_a_retry_whose_recording_is_gone_still_lays_the_narration_out_for_it(
+    project: Path, tmp_path: Path, embedded_aws: LocalAws
+) -> None:
+    emulator: Any = embedded_aws.emulator
+    project.write_text(project.read_text() + "video: {marks: three.marks.yaml}\n")
+    out, clean = tmp_path / "out", tmp_path / "clean"
+    emulator.fail_segments_once({"work"})
+    assert render_narration(script=str(project), out_dir=str(out), return_state=True).is_failed()
+    render_narration(script=str(project), out_dir=str(clean))  # with the recording, for comparison
+    (tmp_path / "rec.mp4").unlink()
+
+    result = retry_failed_segments(manifest=str(out / "manifest.json"))
+    assert result["retried"] == ["work"] and "video" not in result["outputs"]
+    assert timeline_positions(out) == timeline_positions(clean)
