@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import mmap
 import os
 import shutil
 import tempfile
@@ -42,6 +43,7 @@ from tasks.script import PlannedSegment
 
 WAV_SUBTYPE = "PCM_16"
 ONE_LSB = 1 / 32768
+LARGE_TRACK_SAMPLES = 1 << 20  # from here the track's pages are mapped in one call
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ def build_track(
         fps,
     )
     total = spans[-1].scene_end_sample if spans else 0
-    track = np.zeros(total, dtype=np.float32)
+    track = zeroed_track(total)
     prepared.reverse()
     for span in spans:  # pop as placed: the clip's memory goes back as the track's fills
         clip = prepared.pop()
@@ -133,6 +135,19 @@ def build_track(
     )
     clips = [track[s.start_sample : s.start_sample + s.clip_samples] for s in spans]
     return AssembledTrack(track, timeline, clips)
+
+
+def zeroed_track(samples: int) -> np.ndarray:
+    """A float32 array of zeros whose pages are mapped at once (MAP_POPULATE) where Linux offers it.
+
+    Placing the clips into ``np.zeros`` pages in a fresh process costs a page fault per 4 KB: 0.4 to
+    1 s for an hour's 330 MB on the benchmark machine, against 0.1 s mapped in one call.
+    """
+    populate = getattr(mmap, "MAP_POPULATE", None)
+    if populate is None or samples < LARGE_TRACK_SAMPLES:
+        return np.zeros(samples, dtype=np.float32)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate
+    return np.frombuffer(mmap.mmap(-1, samples * 4, flags=flags), dtype=np.float32)
 
 
 def prepare_clips(

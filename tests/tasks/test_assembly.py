@@ -15,7 +15,15 @@ from narrate.errors import AssemblyError
 from narrate.script import NarrationScript
 from narrate.timeline import first_frame_at_or_after, frame_start_sample, layout_scenes
 from narrate.video.ffmpeg import Ffmpeg, decode_audio, file_metadata
-from tasks.assembly import _write_staged, build_track, check_no_drift, mp3_encoder, normalise
+from tasks.assembly import (
+    LARGE_TRACK_SAMPLES,
+    _write_staged,
+    build_track,
+    check_no_drift,
+    mp3_encoder,
+    normalise,
+    zeroed_track,
+)
 from tasks.script import PlannedSegment
 
 RATE = 24000
@@ -197,3 +205,11 @@ def test_normalise_reports_the_true_peak_of_the_gained_track() -> None:
     assert not loudness.peak_limited
     assert loudness.output_lufs == pytest.approx(integrated_loudness(track, RATE), abs=1e-3)
     assert loudness.true_peak_dbtp == true_peak_dbtp(track)
+
+
+@pytest.mark.parametrize("samples", [0, 1000, LARGE_TRACK_SAMPLES + 3])
+def test_zeroed_track_is_writable_float32_zeros(samples: int) -> None:
+    track = zeroed_track(samples)
+    assert track.dtype == np.float32 and track.shape == (samples,) and not track.any()
+    track[samples // 2 :] += 0.5
+    assert track.sum() == pytest.approx(0.5 * (samples - samples // 2))
