@@ -18,8 +18,8 @@ import numpy as np
 from narrate.errors import AssemblyError
 from narrate.storage import write_atomic
 
-# VBR V0 with LAME's algorithm quality 7 (no noise shaping): on speech at 24 kHz a higher SNR at a
-# lower bitrate than the former -q:a 2 at LAME's default algorithm, in 57 % of its time
+# VBR level 0 with LAME's algorithm quality 7 (no noise-shaping search): on speech at 24 kHz a higher
+# SNR at a lower bitrate than the former -q:a 2 at LAME's default algorithm, in 63 % of its time
 # (docs/BENCHMARKS.md, assembly).
 LAME_OPTIONS = ("-codec:a", "libmp3lame", "-q:a", "0", "-compression_level", "7")
 PIPE_SAMPLES = 1 << 16  # samples per write to ffmpeg's stdin (256 KB)
