@@ -59,9 +59,12 @@ class _Encode:
         with self._lock:
             if self.stopped:
                 raise AssemblyError("MP3 encode cancelled")
-            self._process = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors
-            )
+            try:
+                self._process = subprocess.Popen(
+                    command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors
+                )
+            except OSError as exc:
+                raise AssemblyError(f"ffmpeg could not be started to encode MP3: {exc}") from None
             return self._process
 
     def stop(self) -> None:
@@ -97,11 +100,12 @@ class Mp3Encoder:
         return self._encode is not None
 
     def cancel(self) -> None:
-        """Stop a running encode and wait until it has removed its temporary file."""
+        """Stop the encode and wait until its file is gone (a finished one is removed too)."""
         if self._encode is None or self._encode.future is None:
             return
         self._encode.stop()
-        self._encode.future.exception()  # waits; its error is the cancellation itself
+        if self._encode.future.exception() is None:  # waits; an error is the cancellation itself
+            self.path.unlink(missing_ok=True)
         self._encode = None
 
     def result(self) -> Path:

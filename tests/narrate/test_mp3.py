@@ -82,6 +82,23 @@ def test_a_failed_encode_raises_and_leaves_nothing(tmp_path: Path) -> None:
     assert list(out.iterdir()) == []
 
 
+def test_cancel_after_the_encode_finished_removes_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "narration.mp3"
+    with encoder(path) as mp3:
+        mp3.start(speechlike(0.5, 5))
+        assert mp3.result().is_file()
+        mp3.cancel()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_binary_is_an_assembly_error(tmp_path: Path) -> None:
+    with encoder(tmp_path / "narration.mp3", str(tmp_path / "no-ffmpeg")) as mp3:
+        mp3.start(speechlike(0.5, 6))
+        with pytest.raises(AssemblyError, match="ffmpeg could not be started"):
+            mp3.result()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_result_without_start_is_an_error(tmp_path: Path) -> None:
     with encoder(tmp_path / "narration.mp3") as mp3, pytest.raises(AssemblyError, match="no MP3 encode"):
         mp3.result()
