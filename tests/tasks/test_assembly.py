@@ -14,7 +14,16 @@ from narrate.audio import integrated_loudness, prepare_clip, true_peak_dbtp
 from narrate.errors import AssemblyError
 from narrate.script import NarrationScript
 from narrate.timeline import first_frame_at_or_after, frame_start_sample, layout_scenes
-from tasks.assembly import _write_staged, build_track, check_no_drift
+from narrate.video.ffmpeg import Ffmpeg, decode_audio, file_metadata
+from tasks.assembly import (
+    LARGE_TRACK_SAMPLES,
+    _write_staged,
+    build_track,
+    check_no_drift,
+    mp3_encoder,
+    normalise,
+    zeroed_track,
+)
 from tasks.script import PlannedSegment
 
 RATE = 24000
@@ -155,3 +164,52 @@ def test_trim_removes_silence_and_keeps_speech() -> None:
     trimmed = prepare_clip(padded, RATE, RATE)
     assert abs(len(trimmed) - len(speech)) <= int(0.05 * RATE)
     assert abs(trimmed[0]) < 1e-3 and abs(trimmed[-1]) < 1e-3  # faded at the cut
+
+
+def test_mp3_is_the_staged_track_with_the_disclosure(tmp_path: Path) -> None:
+    narration = script(4, formats=["wav", "mp3"])
+    raw = [(speechlike(0.6, i), RATE) for i in range(4)]
+    assembled = build_track(narration, plan(narration), raw, set())
+    staged = _write_staged(tmp_path, narration, assembled)
+    assert list(staged)[-1] == "timeline"  # moved into place last
+    ff = Ffmpeg()
+    decoded = decode_audio(ff, staged["mp3"], RATE)
+    assert len(decoded) == assembled.timeline.total_samples
+    assert abs(integrated_loudness(decoded, RATE) - integrated_loudness(assembled.track, RATE)) < 0.3
+    assert file_metadata(ff, staged["mp3"])[0]["comment"] == assembled.timeline.disclosure
+
+
+def test_mp3_started_at_the_loudness_gain_is_redone_when_the_ceiling_lowers_it(tmp_path: Path) -> None:
+    clicks = np.zeros(RATE * 3, dtype=np.float32)
+    clicks[::4800] = 0.9
+    narration = script(1, loudness_lufs=-10.0, formats=["wav", "mp3"])
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    with mp3_encoder(staging, narration) as mp3:
+        assert mp3 is not None
+        raw = [(clicks + speechlike(3, 1) * 0.01, RATE)]
+        assembled = build_track(narration, plan(narration), raw, set(), mp3)
+        staged = _write_staged(staging, narration, assembled, mp3)
+    loudness = assembled.timeline.loudness
+    assert loudness.peak_limited and loudness.true_peak_dbtp == -1.0
+    assert true_peak_dbtp(assembled.track) == pytest.approx(-1.0, abs=1e-4)
+    decoded = decode_audio(Ffmpeg(), staged["mp3"], RATE)  # the lowered track, not the first encode
+    assert loudness.output_lufs < -10.0 - 20  # the first, cancelled encode was at -10 LUFS
+    assert integrated_loudness(decoded, RATE) == pytest.approx(loudness.output_lufs, abs=1.0)
+    assert sorted(p.name for p in staging.iterdir()) == sorted(p.name for p in staged.values())
+
+
+def test_normalise_reports_the_true_peak_of_the_gained_track() -> None:
+    track = speechlike(4.0, 5) * np.float32(0.3)
+    loudness = normalise(track, RATE, -16.0, -1.0)
+    assert not loudness.peak_limited
+    assert loudness.output_lufs == pytest.approx(integrated_loudness(track, RATE), abs=1e-3)
+    assert loudness.true_peak_dbtp == true_peak_dbtp(track)
+
+
+@pytest.mark.parametrize("samples", [0, 1000, LARGE_TRACK_SAMPLES + 3])
+def test_zeroed_track_is_writable_float32_zeros(samples: int) -> None:
+    track = zeroed_track(samples)
+    assert track.dtype == np.float32 and track.shape == (samples,) and not track.any()
+    track[samples // 2 :] += 0.5
+    assert track.sum() == pytest.approx(0.5 * (samples - samples // 2))
