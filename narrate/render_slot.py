@@ -6,6 +6,12 @@ lease expires *and* the server's repossessor service runs, and ephemeral servers
 run no such service: a killed render would block every later one for good. So the holder also keeps a
 heartbeat in a Prefect variable, and a waiter that finds the heartbeat stale frees the slot itself and
 marks the dead run Crashed. Clocks of the machines sharing an endpoint are assumed NTP-synced.
+
+A holder removes its heartbeat when it is done, but in the background: on the SQLite of a local
+Prefect server that delete often meets a locked database at the end of a flow run and is answered
+503, and the client's retry would add about 2 s to every render. So a beat may outlive its holder,
+and a waiter frees the slot only when it finds the same stale beat at two looks in a row (a new
+holder beats the moment it has the slot).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
 from typing import Any
 
 from narrate.log import run_logger
@@ -24,6 +31,14 @@ HEARTBEAT_SECONDS = 5.0
 STALE_AFTER_SECONDS = 30.0  # six missed heartbeats: the holder is gone
 WAIT_STEP_SECONDS = 10.0  # how often a waiter looks at the holder's heartbeat
 LEASE_SECONDS = 60  # Prefect's own lease, the shortest its server accepts
+
+
+@dataclass
+class SlotWatch:
+    """What a waiter saw at its earlier looks at a taken slot."""
+
+    holderless_since: float | None = None  # first look that found no heartbeat at all
+    stale_beat: float | None = None  # ``renewed_at`` of a beat already found stale once
 
 
 def slot_name(endpoint_name: str) -> str:
@@ -42,7 +57,7 @@ def render_slot(endpoint_name: str) -> Iterator[None]:
     name = slot_name(endpoint_name)
     _ensure_limit(name)
     run_logger().info("waiting for the endpoint's render slot %s", name)
-    holderless_since: list[float] = []
+    watch = SlotWatch()
     while True:
         stack = ExitStack()
         try:  # acquire alone in the try: a TimeoutError from the render itself must not land here
@@ -56,16 +71,16 @@ def render_slot(endpoint_name: str) -> Iterator[None]:
                 )
             )
         except TimeoutError:
-            free_if_abandoned(endpoint_name, holderless_since)
+            free_if_abandoned(endpoint_name, watch)
             continue
         with stack, _heartbeat(endpoint_name):
             yield
         return
 
 
-def free_if_abandoned(endpoint_name: str, holderless_since: list[float]) -> bool:
-    """Free the slot when its holder stopped beating; True when it did. ``holderless_since`` is the
-    waiter's note of when it first saw the slot taken without any heartbeat."""
+def free_if_abandoned(endpoint_name: str, watch: SlotWatch) -> bool:
+    """Free the slot when its holder stopped beating; True when it did. ``watch`` carries what this
+    waiter saw at its earlier looks."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
     from prefect.variables import Variable
@@ -75,10 +90,17 @@ def free_if_abandoned(endpoint_name: str, holderless_since: list[float]) -> bool
         if client.read_global_concurrency_limit_by_name(name).active_slots == 0:
             return False
         beat: Any = Variable.get(heartbeat_name(endpoint_name))
-        if not isinstance(beat, dict):  # a holder beats before its render starts: this one died first
-            holderless_since[:] = holderless_since or [now]
-            beat = {"renewed_at": holderless_since[0]}
-        silent = now - float(beat.get("renewed_at", 0))
+        if isinstance(beat, dict):
+            renewed_at = float(beat.get("renewed_at", 0))
+            if now - renewed_at < STALE_AFTER_SECONDS:
+                return False
+            if watch.stale_beat != renewed_at:  # maybe a finished holder's, its successor about to beat
+                watch.stale_beat = renewed_at
+                return False
+        else:  # a holder beats before its render starts: this one died first
+            watch.holderless_since = watch.holderless_since or now
+            beat = {"renewed_at": watch.holderless_since}
+        silent = now - float(beat["renewed_at"])
         if silent < STALE_AFTER_SECONDS:
             return False
         run_logger().warning(
@@ -132,7 +154,20 @@ def _heartbeat(endpoint_name: str) -> Iterator[None]:
     finally:
         stop.set()
         thread.join(timeout=HEARTBEAT_SECONDS)
-        with suppress(Exception):
+        forget = threading.Thread(
+            target=_forget, args=(variable, holder), name="render-slot-forget", daemon=True
+        )
+        forget.start()
+
+
+def _forget(variable: str, holder: dict[str, Any]) -> None:
+    """Remove this holder's beat, unless the next holder's has replaced it (best effort: a beat left
+    behind is handled by the waiters' second look)."""
+    from prefect.variables import Variable
+
+    with suppress(Exception):
+        beat: Any = Variable.get(variable)
+        if isinstance(beat, dict) and all(beat.get(key) == value for key, value in holder.items()):
             Variable.unset(variable)
 
 
