@@ -153,7 +153,7 @@ def _heartbeat(endpoint_name: str) -> Iterator[None]:
         yield
     finally:
         stop.set()
-        thread.join(timeout=HEARTBEAT_SECONDS)
+        thread.join(timeout=0.2)  # a beat stuck in the client's retries (503s, backoff) finishes alone
         forget = threading.Thread(
             target=_forget, args=(variable, holder), name="render-slot-forget", daemon=True
         )
