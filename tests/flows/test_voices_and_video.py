@@ -130,15 +130,20 @@ def test_a_script_that_names_its_recording_gets_the_mp4_from_every_render(
     assert report["max_drift_frames"] <= 1 and report["chapters"] == 3
 
 
+def failed_render_with_a_recording(project: Path, out: Path, embedded_aws: LocalAws, failing: str) -> None:
+    """The script names its recording; ``failing`` fails once, so the render fails before the video."""
+    emulator: Any = embedded_aws.emulator
+    project.write_text(project.read_text() + "video: {marks: three.marks.yaml}\n")
+    emulator.fail_segments_once({failing})
+    assert render_narration(script=str(project), out_dir=str(out), return_state=True).is_failed()
+    assert not (out / "video.mp4").exists()
+
+
 def test_a_retry_re_times_the_recording_and_keeps_each_action_whole(
     project: Path, tmp_path: Path, embedded_aws: LocalAws
 ) -> None:
-    emulator: Any = embedded_aws.emulator
-    project.write_text(project.read_text() + "video: {marks: three.marks.yaml}\n")
     out, clean = tmp_path / "out", tmp_path / "clean"
-    emulator.fail_segments_once({"open"})
-    state = render_narration(script=str(project), out_dir=str(out), return_state=True)
-    assert state.is_failed() and not (out / "video.mp4").exists()
+    failed_render_with_a_recording(project, out, embedded_aws, "open")
     manifest = RenderManifest.load(out / "manifest.json")
     assert manifest.video is not None and manifest.video.marks.endswith("three.marks.yaml")
     assert manifest.min_seconds == {"open": 2.0, "work": 1.0, "close": 1.0}
@@ -153,11 +158,8 @@ def test_a_retry_re_times_the_recording_and_keeps_each_action_whole(
 def test_a_retry_whose_recording_is_gone_still_lays_the_narration_out_for_it(
     project: Path, tmp_path: Path, embedded_aws: LocalAws
 ) -> None:
-    emulator: Any = embedded_aws.emulator
-    project.write_text(project.read_text() + "video: {marks: three.marks.yaml}\n")
     out, clean = tmp_path / "out", tmp_path / "clean"
-    emulator.fail_segments_once({"work"})
-    assert render_narration(script=str(project), out_dir=str(out), return_state=True).is_failed()
+    failed_render_with_a_recording(project, out, embedded_aws, "work")
     render_narration(script=str(project), out_dir=str(clean))  # with the recording, for comparison
     (tmp_path / "rec.mp4").unlink()
 
