@@ -79,9 +79,7 @@ class NarrateRun:
 
 
 @dataclass(frozen=True)
-class ComparisonRun:
-    warm: WayResult
-    cold: WayResult
+class ComparisonRun(NarrateRun):
     reference: WayResult
 
 

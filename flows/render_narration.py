@@ -336,9 +336,7 @@ def _synthesise(
             backend, jobs, staged, settings, awake if first_round else lambda: None, waiting
         ):
             for outcome in batch:
-                if (
-                    outcome.cache_key not in todo_by_key
-                ):  # an adopted request's other segment: cached, no more
+                if outcome.cache_key not in todo_by_key:  # an adopted request's other segment: cached
                     continue
                 final = outcome.ok or not outcome.retryable or attempt == settings.max_attempts
                 for segment_id in ids_by_key[outcome.cache_key]:

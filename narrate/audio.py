@@ -259,33 +259,3 @@ class LoudnessResult:
         """For reports: hundredths of a dB are all a listener could tell apart."""
         fields = {k: round(v, 2) if isinstance(v, float) else v for k, v in vars(self).items()}
         return replace(self, **fields)
-
-
-def normalize_loudness(
-    track: np.ndarray, sample_rate: int, target_lufs: float, ceiling_dbtp: float
-) -> tuple[np.ndarray, LoudnessResult]:
-    """One constant gain to the target, lowered if it would push the true peak over the ceiling."""
-    result = loudness_gain(track, sample_rate, target_lufs, ceiling_dbtp)
-    return track * gain_factor(result.gain_db), result
-
-
-def loudness_gain(
-    track: np.ndarray, sample_rate: int, target_lufs: float, ceiling_dbtp: float
-) -> LoudnessResult:
-    """The gain normalize_loudness applies, measured only (apply it in place to spare a copy)."""
-    measured = integrated_loudness(track, sample_rate)
-    if not math.isfinite(measured):
-        return LoudnessResult(target_lufs, measured, 0.0, measured, true_peak_dbtp(track), False)
-    gain_db = target_lufs - measured
-    peak = true_peak_dbtp(track)
-    limited = peak + gain_db > ceiling_dbtp
-    if limited:
-        gain_db = ceiling_dbtp - peak
-    return LoudnessResult(  # gain is linear: loudness and peak move by exactly gain_db
-        target_lufs=target_lufs,
-        measured_lufs=measured,
-        gain_db=gain_db,
-        output_lufs=measured + gain_db,
-        true_peak_dbtp=peak + gain_db,
-        peak_limited=limited,
-    )

@@ -23,9 +23,8 @@ from narrate.script import Engine, GenerationSettings, Voice, normalize_text
 from narrate.storage import write_bytes_atomic, write_json_atomic
 
 CACHE_KEY_VERSION = 1
-ABANDONED_WRITE_SECONDS = (
-    3600  # a clip is written in milliseconds: an older temporary file is a dead writer's
-)
+# A clip is written in milliseconds: a temporary file older than this is a dead writer's.
+ABANDONED_WRITE_SECONDS = 3600
 
 
 def cache_key_material(text: str, voice: Voice, generation: GenerationSettings) -> dict[str, Any]:

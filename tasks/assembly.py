@@ -277,8 +277,7 @@ def write_wav(path: Path, track: np.ndarray, rate: int, title: str, disclosure: 
 
 def mp3_encoder(staging: Path, narration: NarrationScript) -> Mp3Encoder | None:
     """The encoder of narration.mp3 if the script asks for it and ffmpeg is there, else None."""
-    exe = ffmpeg_exe()
-    if "mp3" not in narration.output.formats or exe is None:
+    if "mp3" not in narration.output.formats or (exe := ffmpeg_exe()) is None:
         return None
     disclosure = disclosure_text(narration.voice, model_identity(narration.voice).model_id)
     rate = narration.output.sample_rate

@@ -105,8 +105,7 @@ def submit_segments(backend: str, job: SynthesisJob, input_location: str | None 
 def adopt_queued_requests(backend: str, cache_keys: set[str]) -> list[tuple[Submission, SynthesisJob]]:
     """Requests an earlier run left queued on the endpoint for these sounds (it failed or was killed
     before collecting them): they are gathered like this run's own, not synthesised again."""
-    queued = getattr(get_endpoint(backend), "queued", None)  # only a persistent queue has any
-    adopted: list[tuple[Submission, SynthesisJob]] = queued(cache_keys) if queued else []
+    adopted = get_endpoint(backend).queued(cache_keys)
     if adopted:
         ids = ", ".join(sid for _, job in adopted for sid in job.segment_ids)
         run_logger().info("adopted %d request(s) an earlier run left queued: %s", len(adopted), ids)
@@ -155,9 +154,7 @@ def gather_outputs(
         path = cache.put_wav(key, output.wav_bytes, note)
         outcomes.append(SegmentOutcome(segment_id, key, clip_samples=samples, clip_path=str(path)))
         logger.debug("segment %s synthesised: %d samples, cached as %s", segment_id, samples, key[:12])
-    forget = getattr(get_endpoint(backend), "forget", None)  # every clip is cached: nothing to adopt
-    if forget:
-        forget(submission)
+    get_endpoint(backend).forget(submission)  # every clip is cached: nothing left to adopt
     done = [o.id for o in outcomes if o.ok]
     # One line a request, not a segment: at 1,000 segments per-segment lines cost more than the work.
     logger.info(

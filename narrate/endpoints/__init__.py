@@ -71,6 +71,24 @@ class Endpoint(Protocol):
         """Release ``holder``'s claim; release the instances unless another holder still needs them."""
         ...
 
+    def queued(self, cache_keys: set[str]) -> list[tuple[Submission, SynthesisJob]]:
+        """Requests an earlier run submitted and never collected that hold any of ``cache_keys``."""
+        ...
+
+    def forget(self, submission: Submission) -> None:
+        """The request is settled and its clips are cached: no later run needs to adopt it."""
+        ...
+
+
+class NothingQueued:
+    """For endpoints whose requests end with the process that made them: nothing to adopt."""
+
+    def queued(self, cache_keys: set[str]) -> list[tuple[Submission, SynthesisJob]]:
+        return []
+
+    def forget(self, submission: Submission) -> None:
+        return None
+
 
 _factories: dict[str, Callable[[], Endpoint]] = {}
 _instances: dict[str, Endpoint] = {}

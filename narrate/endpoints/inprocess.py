@@ -13,7 +13,7 @@ from typing import Any
 from model_server import inference
 from model_server.config import ServerConfig
 from model_server.protocol import RequestError
-from narrate.endpoints import Submission, SynthesisJob, Usage
+from narrate.endpoints import NothingQueued, Submission, SynthesisJob, Usage
 from narrate.errors import TransientSynthesisError
 from narrate.responses import failure_error
 from narrate.storage import write_bytes_atomic, write_json_atomic
@@ -21,7 +21,7 @@ from narrate.storage import write_bytes_atomic, write_json_atomic
 log = logging.getLogger("narrate.endpoint.local")
 
 
-class InProcessEndpoint:
+class InProcessEndpoint(NothingQueued):
     name = "inprocess"
 
     def __init__(self, root: Path, server: ServerConfig) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import soundfile as sf
 
-from narrate.endpoints import Submission, SynthesisJob, Usage
+from narrate.endpoints import NothingQueued, Submission, SynthesisJob, Usage
 from narrate.errors import SegmentRejected, SynthesisError, TransientSynthesisError
 from narrate.log import run_logger
 from narrate.polly import EMULATION_NOTE, PollyAudio, PollyRequest, synthesize
@@ -23,7 +23,7 @@ from narrate.polly import EMULATION_NOTE, PollyAudio, PollyRequest, synthesize
 LOCATION_PREFIX = "polly-memory://"
 
 
-class PollyEndpoint:
+class PollyEndpoint(NothingQueued):
     name = "polly"
 
     def __init__(self, client: Any) -> None:
