@@ -44,7 +44,7 @@ def clip_lengths(clips: int, total_samples: int) -> list[int]:
 
 def make_corpus(work: Path, clips: int, minutes: float) -> Corpus:
     """A script of ``clips`` segments and a clip cache holding one clip per segment."""
-    from narrate.cache import ClipCache
+    from narrate.synthesis.cache import ClipCache
 
     rows = [{"id": f"s{i:04d}", "text": f"Step {i}. {SENTENCES[i % len(SENTENCES)]}"} for i in range(clips)]
     data = {
@@ -72,8 +72,10 @@ def _key(segment_id: str) -> str:
 
 def assemble(script: Path, cache_dir: Path, out: Path, mp3: bool = True) -> float:
     """The assemble-track task body on the corpus (``mp3=False``: WAV only); wall seconds."""
+    from model_server.config import ServerConfig
     from narrate.script import load_script, normalize_text
-    from tasks.assembly import assemble_track
+    from narrate.synthesis.requests import model_identity
+    from tasks.assembly import TrackPlan, assemble_track
     from tasks.script import PlannedSegment
 
     narration = load_script(script)
@@ -82,7 +84,8 @@ def assemble(script: Path, cache_dir: Path, out: Path, mp3: bool = True) -> floa
         narration = narration.model_copy(update={"output": output})
     plan = [PlannedSegment(s.id, normalize_text(s.text), _key(s.id)) for s in narration.segments]
     started = time.perf_counter()
-    outputs = assemble_track.fn(narration, plan, str(cache_dir), str(out), set())
+    track = TrackPlan(narration, plan, model_identity(narration.voice, ServerConfig(), "local"))
+    outputs = assemble_track.fn(track, cache_dir, out)
     seconds = time.perf_counter() - started
     assert {"wav", "srt", "vtt", "timeline"} | ({"mp3"} if mp3 else set()) <= set(outputs), outputs
     return seconds
@@ -94,7 +97,7 @@ def assemble_wav_only(script: Path, cache_dir: Path, out: Path) -> float:
 
 def copy_clips(script: Path, cache_dir: Path, out: Path) -> float:
     """The bare cost: read every clip, write them one after another as one WAV; wall seconds."""
-    from narrate.cache import ClipCache
+    from narrate.synthesis.cache import ClipCache
 
     ids = [s["id"] for s in yaml.safe_load(script.read_text())["segments"]]
     cache = ClipCache(cache_dir)

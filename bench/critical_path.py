@@ -41,7 +41,7 @@ from bench.reference_pattern import POLL_SECONDS, TIMEOUT_SECONDS, ReferenceClie
 from bench.reference_pattern import synthesize_sequentially as reference_synthesize
 
 if TYPE_CHECKING:
-    from narrate.localaws import AsyncEndpointEmulator
+    from narrate.aws.local import AsyncEndpointEmulator
 
 COLD_START_SECONDS = 20.0
 INVOCATION_SECONDS = 2.0  # accelerator time of one request, whatever its number of segments
@@ -192,7 +192,7 @@ def narrate_ways(script: Path, work: Path, tag: str, emulator: AsyncEndpointEmul
 
     name = get_settings().endpoint_name
     _use_cache(work / f"cache-warm-{tag}")
-    endpoint = get_endpoint("sagemaker")
+    endpoint = get_endpoint("sagemaker", get_settings())
     endpoint.ensure("bench-warm")
     endpoint.wake(600, "bench-warm")  # the baseline: an instance already up
     with InstanceWatcher(name) as watcher, handed_over(endpoint, "bench-warm"):
@@ -325,7 +325,7 @@ def main(
     scale = scale or (0.01 if smoke else 0.1)
     segments = segments or (3 if smoke else 20)
     runs = runs or (1 if smoke else 3)
-    from narrate.cli import prepare_prefect_environment
+    from narrate.cli.prefect_server import prepare_prefect_environment
 
     prepare_prefect_environment()
     register_instant_engine()  # a request costs exactly the simulated accelerator time
@@ -338,7 +338,7 @@ def main(
         )
         from prefect import flow
 
-        from narrate.localaws import EmulatorOptions, local_aws
+        from narrate.aws.local import EmulatorOptions, local_aws
 
         @flow(name="bench-warm-up")
         def warm_up() -> None:

@@ -100,7 +100,7 @@ def main(smoke: bool = False, runs: int | None = None, segments: int | None = No
     runs = runs or (1 if smoke else 3)
     from prefect import flow
 
-    from narrate.cli import prepare_prefect_environment
+    from narrate.cli.prefect_server import prepare_prefect_environment
 
     prepare_prefect_environment()
     register_counting_engine()

@@ -237,7 +237,7 @@ def main(smoke: bool = False, runs: int | None = None, frames: int | None = None
             print(f"  {ways[-1].name}: {[round(w, 3) for w in ways[-1].wall]}", flush=True)
         peak = torch.cuda.max_memory_allocated() / 2**30 if on_gpu else 0.0
         first_request_of_a_new_shape(fast, {"voice": voice, "segments": segments[:12]}, runner)
-    return report(ways, device, frames, runs, peak, smoke, graphs_agree)
+    return report(Measured(ways, device, frames, runs, peak, smoke, graphs_agree))
 
 
 def first_request_of_a_new_shape(model: Any, body: dict[str, Any], runner: Any) -> None:
@@ -280,16 +280,24 @@ def graphs_match_eager(runner: Any) -> bool:
     return agree
 
 
-def report(
-    ways: list[Way],
-    device: str,
-    frames: int,
-    runs: int,
-    peak_gib: float,
-    smoke: bool,
-    graphs_agree: bool | None,
-) -> int:
+@dataclass(frozen=True)
+class Measured:
+    """One run of the benchmark: each way's timings, and what it ran on."""
+
+    ways: list[Way]
+    device: str
+    frames: int
+    runs: int
+    peak_gib: float
+    smoke: bool
+    graphs_agree: bool | None
+
+
+def report(measured: Measured) -> int:
     import torch
+
+    ways, device, frames, runs = measured.ways, measured.device, measured.frames, measured.runs
+    peak_gib, smoke, graphs_agree = measured.peak_gib, measured.smoke, measured.graphs_agree
 
     name = torch.cuda.get_device_name(0) if device.startswith("cuda") else "CPU"
     baseline = ways[0]

@@ -82,11 +82,12 @@ def _flow_runs(segments: int, runs: int, work: Path) -> list[float]:
 def _direct_runs(segments: int, runs: int, work: Path) -> list[float]:
     from model_server import inference
     from model_server.voices import NATIVE_SAMPLE_RATES
-    from narrate.cache import ClipCache
-    from narrate.responses import parse_batch_output
     from narrate.settings import get_settings
-    from tasks.assembly import assemble_track
-    from tasks.script import load_narration, plan_segments
+    from narrate.synthesis.cache import ClipCache
+    from narrate.synthesis.requests import model_identity
+    from narrate.synthesis.responses import parse_batch_output
+    from tasks.assembly import TrackPlan, assemble_track
+    from tasks.script import ScriptOverrides, load_narration, plan_segments
     from tasks.synthesis import plan_jobs, validate_clip
 
     seconds = []
@@ -96,25 +97,26 @@ def _direct_runs(segments: int, runs: int, work: Path) -> list[float]:
         started = time.perf_counter()
         settings = get_settings()
         model = inference.load_engines(settings.server_config())
-        narration = load_narration.fn(str(script))
-        plan = plan_segments(narration)
+        narration = load_narration.fn(str(script), ScriptOverrides(), settings.max_segment_chars)
+        identity = model_identity(narration.voice, settings.server_config(), settings.aws)
+        plan = plan_segments(narration, identity)
         cache = ClipCache(settings.cache_dir)
-        for job in plan_jobs(narration, plan, settings.batch_size):
-            parsed = inference.input_fn(json.dumps(job.payload).encode(), "application/json")
+        for job in plan_jobs(narration, identity, plan, settings.batch_size):
+            parsed = inference.input_fn(job.body(), "application/json")
             body = inference.output_fn(inference.predict_fn(parsed, model), "application/json")
             outputs = parse_batch_output(body.encode() if isinstance(body, str) else body, job.segment_ids)
             for segment_id, output in outputs.items():
                 assert output.wav_bytes is not None, output.error
                 validate_clip(output.wav_bytes, NATIVE_SAMPLE_RATES["dev"])
                 cache.put_wav(job.cache_keys[segment_id], output.wav_bytes, {"id": segment_id})
-        assemble_track.fn(narration, plan, str(settings.cache_dir), str(work / f"out-{run}"), set())
+        assemble_track.fn(TrackPlan(narration, plan, identity), settings.cache_dir, work / f"out-{run}")
         seconds.append(time.perf_counter() - started)
     return seconds
 
 
 def child(way: str, segments: int, runs: int) -> None:
     """One (size, way) in this process; prints its JSON result as the last stdout line."""
-    from narrate.cli import prepare_prefect_environment
+    from narrate.cli.prefect_server import prepare_prefect_environment
 
     prepare_prefect_environment()
     register_instant_engine(CLIP_SECONDS)

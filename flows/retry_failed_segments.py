@@ -12,16 +12,19 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from flows.render_narration import FAN_OUT_WORKERS, run_render
-from narrate.aws_mode import aws_for
-from narrate.cache import ClipCache
+from narrate.aws.clients import AwsClients
+from narrate.aws.s3 import fetch_to_local
+from narrate.endpoints import BACKENDS, EndpointKind
+from narrate.endpoints.render_slot import render_slot
+from narrate.endpoints.session import aws_for
 from narrate.errors import ConfigError, NarrateError
 from narrate.log import run_logger
 from narrate.manifest import RenderManifest, SegmentStatus
-from narrate.render_slot import render_slot
-from narrate.script import Backend, Engine
-from narrate.settings import get_settings
-from narrate.storage import fetch_to_local
-from tasks.script import load_narration
+from narrate.script import Engine
+from narrate.settings import Settings, get_settings
+from narrate.synthesis.cache import ClipCache
+from tasks.run import RenderOptions
+from tasks.script import ScriptOverrides, load_narration
 from tasks.video import VideoPlan, plan_video
 
 
@@ -59,8 +62,8 @@ def retry_failed_segments(
         segment_ids: Only these segments (default: every failed or missing one).
     """
     settings = get_settings()
-    with aws_for(settings.backend if manifest.startswith("s3://") else Backend.INPROCESS):
-        record = load_manifest(manifest, settings.state_dir / "manifests")
+    with aws_for([settings.backend] if manifest.startswith("s3://") else [], settings):
+        record = load_manifest(manifest, settings.state_dir / "manifests", AwsClients(settings.region))
     script = Path(record.script)
     if not script.is_file() or hashlib.sha256(script.read_bytes()).hexdigest() != record.script_sha256:
         raise ConfigError(
@@ -68,24 +71,36 @@ def retry_failed_segments(
             "(unchanged segments come from the cache)"
         )
     retry = segments_to_retry(record, ClipCache(settings.cache_dir), segment_ids)
-    voice_engine = Engine(record.voice_engine) if record.voice_engine else None
-    video = video_again(record, voice_engine)
-    with aws_for(record.backend), render_slot(settings.endpoint_name):
+    overrides = ScriptOverrides(
+        voice_engine=Engine(record.voice_engine) if record.voice_engine else None,
+        voice_name=record.voice_name,
+        generation=record.generation,
+        min_seconds=record.min_seconds,
+    )
+    options = RenderOptions(
+        overrides, video_again(record, overrides, settings), frozenset(retry), record.failed()
+    )
+    with aws_for([record.endpoint], settings), render_slot(settings.endpoint_name):
         result = run_render(
-            record.script, Path(record.out_dir), voice_engine, record.backend, only=retry,
-            earlier_errors=record.failed(), generation=record.generation, voice_name=record.voice_name,
-            video=video, min_seconds=record.min_seconds,
-        )  # fmt: skip
+            record.script, Path(record.out_dir), backend_of(record, settings), options, settings
+        )
     return result | {"retried": sorted(retry)}
 
 
-def video_again(record: RenderManifest, voice_engine: Engine | None) -> VideoPlan | None:
+def backend_of(record: RenderManifest, settings: Settings) -> EndpointKind:
+    """The backend the render ran on: its endpoint, unless that was Polly (which speaks Polly voices
+    whatever the backend: the configured one then)."""
+    return record.endpoint if record.endpoint in BACKENDS else settings.backend
+
+
+def video_again(record: RenderManifest, overrides: ScriptOverrides, settings: Settings) -> VideoPlan | None:
     """The render's recording, planned again so the retried narration is re-timed into it too. If it
     cannot be (the recording or its marks gone), the narration is still retried, laid out with the
     same least lengths, and the log says to run ``narrate video`` again."""
     if record.video is None:
         return None
-    narration = load_narration(record.script, voice_engine, record.generation, record.voice_name)
+    without_minimums = ScriptOverrides(overrides.voice_engine, overrides.voice_name, overrides.generation)
+    narration = load_narration(record.script, without_minimums, settings.max_segment_chars)
     try:
         return plan_video(narration, record.video.recording, record.video.marks)
     except NarrateError as exc:
@@ -93,8 +108,8 @@ def video_again(record: RenderManifest, voice_engine: Engine | None) -> VideoPla
         return None
 
 
-def load_manifest(location: str, folder: Path) -> RenderManifest:
-    path = fetch_to_local(location, folder)
+def load_manifest(location: str, folder: Path, clients: AwsClients) -> RenderManifest:
+    path = fetch_to_local(location, folder, clients)
     if not path.is_file():
         raise ConfigError(f"manifest: {location} does not exist; give a render's manifest.json")
     return RenderManifest.load(path)

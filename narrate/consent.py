@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from narrate.storage import file_sha256, write_text_atomic
+from narrate.files import file_sha256, write_text_atomic
 
 
 class ConsentRecord(BaseModel):

@@ -1,21 +1,44 @@
-"""The one exception hierarchy of the orchestration side; mapped to exit codes only in the CLI.
+"""The one exception hierarchy of the orchestration side, and the one place that decides whether an
+error is worth retrying. Errors become exit codes only in the CLI.
 
 NarrateError
-├── ScriptError              the narration script is invalid (nothing was synthesised)
-├── ConfigError              settings or an engine/backend choice that cannot work
-├── SynthesisError           a segment could not be synthesised
-│   ├── TransientSynthesisError   worth retrying (throttling, timeouts, 5xx)
-│   └── SegmentRejected           final: the handler refused the input
-├── OutputInvalid            an output exists but is not usable audio (transient: retried)
-├── AssemblyError            the assembled track does not match its timeline
-├── RenderFailed             the render finished with failed segments (finished work kept)
-├── VoicesFailed             some voices of a several-voice render failed (the others are finished)
-└── VideoError               the screen recording could not be re-timed (ffmpeg failed, bad input)
-    ├── MarksError           the scene marks are invalid (nothing was rendered)
-    └── VideoDriftError      the rendered MP4 does not match its timeline (it was not published)
+├── ScriptError                  the narration script is invalid (nothing was synthesised)
+├── ConfigError                  settings or an engine/backend choice that cannot work
+├── EndpointError                the endpoint cannot serve (failed, never woke, does not exist)
+├── SynthesisError               a segment could not be synthesised
+│   ├── TransientSynthesisError  worth retrying (throttling, timeouts, 5xx)
+│   │   └── OutputInvalid        an output exists but is not usable audio (maybe truncated)
+│   └── SegmentRejected          final: the handler or the service refused the input
+├── AssemblyError                the assembled track does not match its timeline
+├── RenderFailed                 the render finished with failed segments (finished work kept)
+├── VoicesFailed                 some voices of a several-voice render failed (the others are finished)
+└── VideoError                   the screen recording could not be re-timed (ffmpeg failed, bad input)
+    ├── MarksError               the scene marks are invalid (nothing was rendered)
+    └── VideoDriftError          the rendered MP4 does not match its timeline (it was not published)
 """
 
 from __future__ import annotations
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+# AWS error codes that mean "the same call may succeed later" (SageMaker, S3, Polly).
+TRANSIENT_AWS_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "ServiceUnavailable",
+     "ServiceUnavailableException", "ServiceFailureException", "InternalFailure", "InternalServerError",
+     "ModelNotReadyException", "SlowDown", "RequestTimeout"}
+)  # fmt: skip
+# AWS error codes of a caller without the right credentials or permissions.
+AUTH_AWS_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
+     "ExpiredTokenException", "InvalidClientTokenId", "SignatureDoesNotMatch"}
+)  # fmt: skip
 
 
 class NarrateError(Exception):
@@ -24,7 +47,7 @@ class NarrateError(Exception):
     exit_code = 1
 
 
-class _ProblemList(NarrateError):
+class ProblemList(NarrateError):
     """An input failed validation; ``problems`` holds one line per field, all reported at once."""
 
     exit_code = 2
@@ -36,7 +59,7 @@ class _ProblemList(NarrateError):
         super().__init__(f"{source}: {len(problems)} problem(s)\n{listing}")
 
 
-class ScriptError(_ProblemList):
+class ScriptError(ProblemList):
     """The narration script failed validation."""
 
 
@@ -56,12 +79,12 @@ class TransientSynthesisError(SynthesisError):
     transient = True
 
 
+class OutputInvalid(TransientSynthesisError):
+    """The output is not decodable audio at the expected rate (possibly truncated), or not plausible."""
+
+
 class SegmentRejected(SynthesisError):
     transient = False
-
-
-class OutputInvalid(TransientSynthesisError):
-    """The output object is not decodable audio at the expected rate (possibly truncated)."""
 
 
 class AssemblyError(NarrateError):
@@ -98,7 +121,7 @@ class VideoError(NarrateError):
     exit_code = 6
 
 
-class MarksError(_ProblemList, VideoError):
+class MarksError(ProblemList, VideoError):
     """The scene marks failed validation."""
 
     exit_code = 2
@@ -110,6 +133,27 @@ class VideoDriftError(VideoError):
     exit_code = 3
 
 
+def transient_status(status: int) -> bool:
+    """An HTTP status (of an AWS answer or an async failure object) that may pass on a retry."""
+    return status >= 500 or status == 429
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Whether retrying the same call may succeed; used as Prefect's retry condition."""
-    return isinstance(exc, TransientSynthesisError | TimeoutError | ConnectionError)
+    """Whether retrying the same call may succeed: narrate's transient errors, timeouts, lost
+    connections, and AWS's throttling and server errors. Prefect's retry condition, the endpoints'
+    classification of AWS errors and Polly's all ask this."""
+    if isinstance(exc, SynthesisError):
+        return exc.transient
+    if isinstance(exc, TimeoutError | ConnectionError | BotoConnectionError | ReadTimeoutError):
+        return True
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        return error.get("Code", "") in TRANSIENT_AWS_CODES or transient_status(status)
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return False  # no credentials now, none on the next try
+    return isinstance(exc, BotoCoreError)
+
+
+def is_auth_error(exc: BaseException) -> bool:
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code", "") in AUTH_AWS_CODES

@@ -1,21 +1,29 @@
 """The render manifest: the durable record of a render, rewritten atomically as it progresses.
 
 It says what was asked (script hash, segments and their cache keys) and what exists where; the CLI
-reads it for progress and a re-run or retry works from it, not from Prefect's own records.
+reads it for progress and a re-run or retry works from it, not from Prefect's own records. Its
+state changes are its own methods, each saved as it happens: a crash later loses nothing.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import ClassVar, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
+from narrate.endpoints.kind import EndpointKind
+from narrate.errors import RenderFailed
+from narrate.files import write_text_atomic
+from narrate.log import run_logger
 from narrate.script import GenerationSettings
-from narrate.storage import write_text_atomic
 
-MANIFEST_NAME = "manifest.json"
+ERROR_CHARS = 500  # a failure's message as the manifest keeps it
 
 
 class SegmentStatus(StrEnum):
@@ -48,7 +56,26 @@ class VideoRecord(BaseModel):
     marks: str
 
 
+class Outcome(Protocol):
+    """One attempt at one segment, as the synthesis tasks report it."""
+
+    error: str | None
+    clip_path: str | None
+    clip_samples: int | None
+
+    @property
+    def ok(self) -> bool: ...
+
+
+class InstanceTime(Protocol):
+    gpu_seconds: float
+    cost_usd: float
+    released: bool
+
+
 class RenderManifest(BaseModel):
+    FILE_NAME: ClassVar[str] = "manifest.json"
+
     script: str
     script_sha256: str
     title: str
@@ -56,7 +83,10 @@ class RenderManifest(BaseModel):
     voice_engine: str | None = Field(None, description="The --voice-engine override, if the render had one.")
     voice_name: str | None = Field(None, description="The script's named voice it spoke with (--voice).")
     generation: GenerationSettings | None = Field(None, description="The run's sampling override, if any.")
-    backend: str = Field(description="The endpoint that synthesised: sagemaker, inprocess or polly.")
+    endpoint: EndpointKind = Field(
+        validation_alias=AliasChoices("endpoint", "backend"),  # "backend" in manifests before 2026-12
+        description="The endpoint that synthesised: sagemaker, inprocess or polly.",
+    )
     min_seconds: dict[str, float] | None = Field(
         None, description="Least seconds per segment the layout applied (a recording's actions)."
     )
@@ -81,6 +111,12 @@ class RenderManifest(BaseModel):
         description="Whether this render's scale-down released the instance (False: another render held it).",
     )
 
+    # --- reading ---------------------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        return Path(self.out_dir) / self.FILE_NAME
+
     def segment(self, segment_id: str) -> SegmentRecord:
         for record in self.segments:
             if record.id == segment_id:
@@ -90,10 +126,80 @@ class RenderManifest(BaseModel):
     def failed(self) -> dict[str, str]:
         return {s.id: s.error or "failed" for s in self.segments if s.status is SegmentStatus.FAILED}
 
+    # --- state changes -----------------------------------------------------------------------------
+
+    def mark_cached(
+        self, hits: set[str], only: set[str] | None = None, earlier_errors: Mapping[str, str] | None = None
+    ) -> None:
+        """Segments whose sound is cached are done; with ``only`` (a retry), the others it leaves out
+        stay failed with their earlier error."""
+        for record in self.segments:
+            if record.cache_key in hits:
+                record.status, record.cache_hit = SegmentStatus.DONE, True
+            elif only is not None and record.id not in only:
+                earlier = (earlier_errors or {}).get(record.id, "no output")
+                record.status, record.error = SegmentStatus.FAILED, f"not retried this time: {earlier}"
+        self.save()
+
+    def record_outcome(self, segment_id: str, outcome: Outcome, final: bool) -> None:
+        """One attempt at a segment; a failure that will not be retried fails it. Not saved: the caller
+        saves once per request."""
+        record = self.segment(segment_id)
+        record.attempts += 1
+        record.error = outcome.error
+        record.clip_path, record.clip_samples = outcome.clip_path, outcome.clip_samples
+        if outcome.ok:
+            record.status = SegmentStatus.DONE
+        elif final:
+            record.status = SegmentStatus.FAILED
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """The wall time of a stage of the render, recorded (and logged) however it ends."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.stage_seconds[stage] = round(time.monotonic() - started, 3)
+            run_logger().info("stage %s: %.2f s", stage, self.stage_seconds[stage])
+
+    def record_last_output(self) -> None:
+        self.last_output_at = time.time()
+
+    def record_usage(self, usage: InstanceTime) -> None:
+        """What the render's hold of the endpoint cost, once it was let go."""
+        self.released_at = time.time()
+        self.gpu_seconds, self.cost_usd = usage.gpu_seconds, usage.cost_usd
+        self.endpoint_released = usage.released
+        self.save()
+
+    def raise_if_failed(self) -> None:
+        """RenderFailed naming each failed segment, with the render failed, if any segment is."""
+        failed = self.failed()
+        if failed:
+            self.fail(f"{len(failed)} segment(s) failed")
+            raise RenderFailed(failed, str(self.path))
+
+    def fail(self, reason: str) -> None:
+        self.state, self.error = RenderState.FAILED, reason[:ERROR_CHARS]
+        self.save()
+
+    def fail_if_running(self, exc: BaseException) -> None:
+        """An unexpected end: the render failed with this error, unless it already ended."""
+        if self.state is RenderState.RUNNING:
+            self.fail(f"{exc.__class__.__name__}: {exc}")
+
+    def resume(self, video: VideoRecord | None = None) -> None:
+        """Running again (the video step after a finished narration)."""
+        self.state, self.video = RenderState.RUNNING, video or self.video
+
+    def complete(self, outputs: Mapping[str, str]) -> None:
+        self.outputs, self.state = self.outputs | dict(outputs), RenderState.COMPLETED
+        self.save()
+
     def save(self) -> Path:
         self.updated_at = _now()
-        path = Path(self.out_dir) / MANIFEST_NAME
-        return write_text_atomic(path, self.model_dump_json(indent=2) + "\n")
+        return write_text_atomic(self.path, self.model_dump_json(indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> RenderManifest:

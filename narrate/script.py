@@ -31,18 +31,11 @@ from model_server.protocol import transcript_missing
 from model_server.voices import normalize_language, normalize_speaker
 from narrate.consent import consent_problem
 from narrate.errors import ScriptError
-from narrate.polly import ssml_document
+from narrate.synthesis.polly_speech import ssml_document
 
 DEFAULT_MAX_SEGMENT_CHARS = 1500
 SEGMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
-class Backend(StrEnum):
-    """What synthesises: a SageMaker async endpoint (real or local mode) or the handler in-process."""
-
-    SAGEMAKER = "sagemaker"
-    INPROCESS = "inprocess"
 
 
 class Engine(StrEnum):

@@ -1,4 +1,8 @@
-"""The one settings object, read once from ``NARRATE_*`` environment variables (see ``.env.example``)."""
+"""The one settings object, read once from ``NARRATE_*`` environment variables (see ``.env.example``).
+
+Read at the boundaries (the flows, the CLI; the container reads its own :class:`ServerConfig`) and
+passed down: nothing below them calls :func:`get_settings`.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model_server.config import DEFAULT_BASE_MODEL, DEFAULT_CUSTOM_VOICE_MODEL, ServerConfig
+from narrate.endpoints.kind import Backend, EndpointKind
 
 
 class Settings(BaseSettings):
@@ -27,8 +32,8 @@ class Settings(BaseSettings):
     renders_dir: Path = Field(
         Path("renders"), description="Default parent folder of render outputs (renders/<script name>/)."
     )
-    backend: str = Field(
-        "sagemaker",
+    backend: Backend = Field(
+        EndpointKind.SAGEMAKER,
         description="Which endpoint serves synthesis: 'sagemaker' (an async endpoint, real or local mode) "
         "or 'inprocess' (the handler in this process, no AWS at all).",
     )
@@ -108,9 +113,6 @@ class Settings(BaseSettings):
     schedule_timezone: str = Field("UTC", description="IANA timezone of the schedule, e.g. Europe/London.")
 
     # --- local mode (the embedded AWS) ---
-    local_fault_file: Path | None = Field(
-        None, description='Fault injection for tests: JSON {"fail_segments_once": [segment ids]}.'
-    )
     local_cold_start_seconds: float = Field(
         3.0, ge=0, description="Simulated instance launch + model load in local mode."
     )

@@ -1,33 +1,86 @@
-"""Endpoint lifecycle tasks: ensure it exists, wake it, scale it down. The endpoint is named, not
-passed, so every task run resolves the same process-wide instance; ``holder`` names the render."""
+"""Endpoint lifecycle tasks: ensure it exists, wake it, scale it down; and :func:`hold_endpoint`, which
+holds it for a render (or several) around them.
+
+The endpoint is named by its kind, not passed, so every task run resolves the same process-wide
+instance (:mod:`narrate.endpoints.registry`); ``holder`` names the render.
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
 
-from narrate.endpoints import Usage, get_endpoint
+from narrate.endpoints import EndpointKind, Usage, get_endpoint
 from narrate.log import run_logger
+from narrate.manifest import RenderManifest
+from narrate.settings import Settings
 
 
 @task(name="ensure-endpoint", cache_policy=NO_CACHE)
-def ensure_endpoint(backend: str, holder: str) -> dict[str, Any]:
-    return get_endpoint(backend).ensure(holder)
+def ensure_endpoint(endpoint: EndpointKind, holder: str, settings: Settings) -> dict[str, Any]:
+    return get_endpoint(endpoint, settings).ensure(holder)
 
 
 @task(name="wake-endpoint", cache_policy=NO_CACHE)
-def wake_endpoint(backend: str, holder: str, deadline_seconds: float) -> None:
-    get_endpoint(backend).wake(deadline_seconds, holder)
+def wake_endpoint(endpoint: EndpointKind, holder: str, settings: Settings) -> None:
+    get_endpoint(endpoint, settings).wake(settings.wake_deadline_seconds, holder)
 
 
 @task(name="scale-down", cache_policy=NO_CACHE)
-def scale_down(backend: str, holder: str) -> Usage:
-    usage = get_endpoint(backend).scale_down(holder)
+def scale_down(endpoint: EndpointKind, holder: str, settings: Settings) -> Usage:
+    usage = get_endpoint(endpoint, settings).scale_down(holder)
     run_logger().info(
         "endpoint %s %s: %.1f GPU-seconds held by this render, $%.4f",
-        backend, "released" if usage.released else "left up for another render",
+        endpoint, "released" if usage.released else "left up for another render",
         usage.gpu_seconds, usage.cost_usd,
     )  # fmt: skip
     return usage
+
+
+def holder_name() -> str:
+    """Who holds the endpoint awake: this flow run (a fresh id outside a run)."""
+    from prefect.runtime import flow_run
+
+    return str(flow_run.get_id() or uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class Hold:
+    """An endpoint being woken for a render; requests can be staged and submitted meanwhile."""
+
+    waking: PrefectFuture[None]
+    manifest: RenderManifest | None
+
+    def awake(self) -> None:
+        """Wait for the wake (the stage "wait for wake" of the manifest); raises if it failed."""
+        with self.manifest.timed("wait for wake") if self.manifest else nullcontext():
+            self.waking.result()
+
+
+@contextmanager
+def hold_endpoint(
+    endpoint: EndpointKind, holder: str, settings: Settings, manifest: RenderManifest | None = None
+) -> Iterator[Hold]:
+    """Hold the endpoint for the body: ensure it, wake it in the background (requests queue at the
+    endpoint meanwhile: no time lost), and scale it down at the end, whatever happens. With a
+    manifest, its stages and the instance time the hold cost are recorded there."""
+    waking: PrefectFuture[None] | None = None
+    try:
+        with manifest.timed("ensure") if manifest else nullcontext():
+            ensure_endpoint(endpoint, holder, settings)
+        waking = wake_endpoint.submit(endpoint, holder, settings)
+        yield Hold(waking, manifest)
+    finally:
+        if waking is not None:
+            waking.wait()  # a wake still running would raise MinCapacity again after the release
+        with manifest.timed("scale down") if manifest else nullcontext():
+            usage = scale_down(endpoint, holder, settings)
+        if manifest:
+            manifest.record_usage(usage)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,9 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.cache_policies import NO_CACHE
 
 from narrate.log import run_logger
-from narrate.manifest import MANIFEST_NAME, RenderManifest, RenderState, SegmentStatus
+from narrate.manifest import RenderManifest, RenderState, SegmentStatus
+from narrate.outputs import RenderFolder
+from narrate.track.timeline import Timeline
 
 
 def artifact_key(manifest: RenderManifest) -> str:
@@ -21,15 +22,17 @@ def artifact_key(manifest: RenderManifest) -> str:
 
 
 def segment_rows(manifest: RenderManifest) -> list[dict[str, Any]]:
-    timeline = _timeline(manifest)
+    timeline = finished_timeline(manifest)
+    rate = timeline.sample_rate if timeline else 1
+    placed = {s.id: s for s in timeline.segments} if timeline else {}
     rows = []
     for record in manifest.segments:
-        placed = timeline.get(record.id, {})
+        segment = placed.get(record.id)
         rows.append(
             {
                 "id": record.id,
-                "duration_s": placed.get("clip_seconds"),
-                "start_s": placed.get("start_seconds"),
+                "duration_s": round(segment.clip_samples / rate, 3) if segment else None,
+                "start_s": segment.start_seconds if segment else None,
                 "cache_hit": record.cache_hit,
                 "attempts": record.attempts,
                 "status": record.status.value,
@@ -40,18 +43,18 @@ def segment_rows(manifest: RenderManifest) -> list[dict[str, Any]]:
 
 
 def summary_markdown(manifest: RenderManifest) -> str:
-    timeline = json.loads((Path(manifest.out_dir) / "timeline.json").read_text()) if _done(manifest) else {}
+    timeline = finished_timeline(manifest)
     synthesised = sum(1 for s in manifest.segments if s.status is SegmentStatus.DONE and not s.cache_hit)
     cached = sum(1 for s in manifest.segments if s.cache_hit)
     lines = [f"# {manifest.title}", "", f"**{manifest.state.value}** — {manifest.script}", ""]
     if manifest.emulated:
         lines += [f"**Emulated:** {manifest.emulated}; not the real voice.", ""]
     if timeline:
-        loudness = timeline["loudness"]
+        loudness = timeline.loudness
         lines += [
-            f"- length: {timeline['total_seconds']:.2f} s "
-            f"({timeline['total_frames']} frames at {timeline['fps']} fps)",
-            f"- loudness: {loudness['output_lufs']} LUFS, true peak {loudness['true_peak_dbtp']} dBTP",
+            f"- length: {timeline.total_seconds:.2f} s "
+            f"({timeline.total_frames} frames at {timeline.fps} fps)",
+            f"- loudness: {loudness.output_lufs} LUFS, true peak {loudness.true_peak_dbtp} dBTP",
         ]
     lines += [
         f"- segments: {len(manifest.segments)} ({cached} from the cache, {synthesised} synthesised)",
@@ -61,7 +64,7 @@ def summary_markdown(manifest: RenderManifest) -> str:
         lines.append("- nothing to synthesise: every segment came from the cache; the endpoint was not woken")
     failed = manifest.failed()
     if failed:
-        manifest_path = Path(manifest.out_dir) / MANIFEST_NAME
+        manifest_path = manifest.path
         lines += ["", f"## {len(failed)} segment(s) failed", ""]
         lines += [f"- `{sid}`: {error}" for sid, error in failed.items()]
         lines += [
@@ -74,7 +77,7 @@ def summary_markdown(manifest: RenderManifest) -> str:
     return "\n".join(lines) + "\n"
 
 
-@task(name="publish-report", cache_policy=NO_CACHE)
+@task(name="publish-render-report", cache_policy=NO_CACHE)
 def publish_render_report(manifest: RenderManifest) -> None:
     """Table of segments, a summary and a link to the outputs; never fails the render."""
     key = artifact_key(manifest)
@@ -88,16 +91,9 @@ def publish_render_report(manifest: RenderManifest) -> None:
         run_logger().warning("could not publish the render report: %s", exc)
 
 
-def _done(manifest: RenderManifest) -> bool:
-    return manifest.state is RenderState.COMPLETED and (Path(manifest.out_dir) / "timeline.json").is_file()
-
-
-def _timeline(manifest: RenderManifest) -> dict[str, dict[str, Any]]:
-    if not _done(manifest):
-        return {}
-    data = json.loads((Path(manifest.out_dir) / "timeline.json").read_text())
-    rate = data["sample_rate"]
-    return {
-        s["id"]: {"clip_seconds": round(s["clip_samples"] / rate, 3), "start_seconds": s["start_seconds"]}
-        for s in data["segments"]
-    }
+def finished_timeline(manifest: RenderManifest) -> Timeline | None:
+    """The timeline of a completed render; None before (or if it is gone)."""
+    folder = RenderFolder(Path(manifest.out_dir))
+    if manifest.state is not RenderState.COMPLETED or not folder.has_timeline():
+        return None
+    return folder.timeline()

@@ -1,4 +1,4 @@
-"""Storage tasks: which clips the cache already holds."""
+"""Storage tasks: which clips the cache already holds, and the manifest's copy in S3."""
 
 from __future__ import annotations
 
@@ -7,30 +7,33 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from narrate.cache import ClipCache
+from narrate.aws.clients import AwsClients
+from narrate.aws.s3 import s3_encryption
 from narrate.log import run_logger
-from narrate.manifest import MANIFEST_NAME, RenderManifest
-from narrate.storage import s3_encryption
+from narrate.manifest import RenderManifest
+from narrate.settings import Settings
+from narrate.synthesis.cache import ClipCache
 from tasks.script import PlannedSegment
 
 
 @task(name="mirror-manifest", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def mirror_manifest(manifest: RenderManifest, bucket: str, prefix: str, kms_key_id: str | None) -> str:
+def mirror_manifest(manifest: RenderManifest, settings: Settings, clients: AwsClients) -> str:
     """A copy of the render manifest in S3 (encrypted), where a retry on another machine finds it."""
-    import boto3
-
-    key = f"{prefix}/manifests/{Path(manifest.out_dir).name}/{MANIFEST_NAME}"
-    body = manifest.model_dump_json(indent=2).encode()
-    boto3.client("s3").put_object(
-        Bucket=bucket, Key=key, Body=body, ContentType="application/json", **s3_encryption(kms_key_id)
+    key = f"{settings.s3_prefix}/manifests/{Path(manifest.out_dir).name}/{manifest.FILE_NAME}"
+    clients.s3.put_object(
+        Bucket=settings.bucket,
+        Key=key,
+        Body=manifest.model_dump_json(indent=2).encode(),
+        ContentType="application/json",
+        **s3_encryption(settings.kms_key_id),
     )
-    return f"s3://{bucket}/{key}"
+    return f"s3://{settings.bucket}/{key}"
 
 
 @task(name="look-up-cache", cache_policy=NO_CACHE)
-def look_up_cache(plan: list[PlannedSegment], cache_dir: str) -> set[str]:
+def look_up_cache(plan: list[PlannedSegment], cache_dir: Path) -> set[str]:
     """Cache keys of the planned segments already synthesised (by any earlier render)."""
-    cache = ClipCache(Path(cache_dir))
+    cache = ClipCache(cache_dir)
     hits = {p.cache_key for p in plan if cache.contains(p.cache_key)}
     logger = run_logger()
     if removed := cache.remove_abandoned_writes():

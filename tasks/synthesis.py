@@ -1,4 +1,5 @@
-"""Synthesis tasks: group segments into requests, submit them, gather and validate their outputs.
+"""Synthesis tasks: group segments into requests, submit them, gather and validate their outputs; and
+:func:`synthesise`, the rounds of submit + gather (with back-off) that a render runs them in.
 
 A submit is retried by Prefect on transient errors only (throttling, timeouts, 5xx). Gathering never
 raises for one bad segment: each segment gets its own outcome, and every finished clip goes into the
@@ -7,28 +8,35 @@ cache at once, so a crash later loses nothing.
 
 from __future__ import annotations
 
+import random
+import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
+from prefect.futures import as_completed
 from prefect.states import State
 from prefect.tasks import exponential_backoff
 
 from model_server.voices import NATIVE_SAMPLE_RATES
-from narrate.cache import ClipCache, decode_wav
-from narrate.endpoints import Submission, SynthesisJob, get_endpoint
-from narrate.errors import SynthesisError, TransientSynthesisError, is_transient
+from narrate.endpoints import EndpointKind, JobSummary, Submission, SynthesisJob, get_endpoint
+from narrate.errors import OutputInvalid, SynthesisError, is_transient
 from narrate.log import run_logger
-from narrate.payloads import voice_request
-from narrate.polly import SAMPLE_RATE as POLLY_SAMPLE_RATE
-from narrate.responses import parse_batch_output
 from narrate.script import NarrationScript
+from narrate.settings import Settings
+from narrate.synthesis.cache import ClipCache, decode_wav
+from narrate.synthesis.polly_speech import SAMPLE_RATE as POLLY_SAMPLE_RATE
+from narrate.synthesis.requests import ModelIdentity, batch_request, voice_request
+from narrate.synthesis.responses import parse_batch_output
 from tasks.script import PlannedSegment
+
+if TYPE_CHECKING:
+    from tasks.run import RenderRun
 
 MAX_SEGMENT_SECONDS = 600
 # The rate each request mode's clips come at: the handler's modes, and Polly's raw PCM.
@@ -50,27 +58,16 @@ class SegmentOutcome:
 
 
 def plan_jobs(
-    narration: NarrationScript, segments: list[PlannedSegment], batch_size: int
+    narration: NarrationScript, identity: ModelIdentity, segments: list[PlannedSegment], batch_size: int
 ) -> list[SynthesisJob]:
     """Requests of up to ``batch_size`` segments of similar length (a batch runs as long as its longest)."""
-    voice = voice_request(narration.voice)
-    generation = narration.generation.model_dump()
+    voice = voice_request(narration.voice, identity)
     ordered = sorted(segments, key=lambda s: len(s.text))
     jobs = []
     for start in range(0, len(ordered), batch_size):
         batch = ordered[start : start + batch_size]
-        jobs.append(
-            SynthesisJob(
-                request_id=uuid.uuid4().hex,
-                payload={
-                    "voice": voice,
-                    "segments": [{"id": s.id, "text": s.text} for s in batch],
-                    "generation": generation,
-                },
-                segment_ids=tuple(s.id for s in batch),
-                cache_keys={s.id: s.cache_key for s in batch},
-            )
-        )
+        request = batch_request(voice, [(s.id, s.text) for s in batch], narration.generation)
+        jobs.append(SynthesisJob(uuid.uuid4().hex, request, {s.id: s.cache_key for s in batch}))
     return jobs
 
 
@@ -93,68 +90,68 @@ RETRY_TRANSIENT: dict[str, Any] = {
 
 
 @task(name="submit-segments", task_run_name="submit-{job.request_id}", **RETRY_TRANSIENT)
-def submit_segments(backend: str, job: SynthesisJob, input_location: str | None = None) -> Submission:
-    """Invoke the endpoint for one request, uploading its payload first unless already staged."""
-    endpoint = get_endpoint(backend)
-    submission = endpoint.submit(job, input_location or endpoint.stage(job))
+def submit_segments(
+    endpoint: EndpointKind, job: SynthesisJob, input_location: str | None, settings: Settings
+) -> Submission:
+    """Invoke the endpoint for one request, uploading it first unless already staged."""
+    served_by = get_endpoint(endpoint, settings)
+    submission = served_by.submit(job, input_location or served_by.stage(job))
     run_logger().info("submitted %d segment(s): %s", len(job.segment_ids), ", ".join(job.segment_ids))
     return submission
 
 
 @task(name="adopt-queued-requests", **RETRY_TRANSIENT)
-def adopt_queued_requests(backend: str, cache_keys: set[str]) -> list[tuple[Submission, SynthesisJob]]:
+def adopt_queued_requests(
+    endpoint: EndpointKind, cache_keys: set[str], settings: Settings
+) -> list[tuple[Submission, JobSummary]]:
     """Requests an earlier run left queued on the endpoint for these sounds (it failed or was killed
     before collecting them): they are gathered like this run's own, not synthesised again."""
-    adopted = get_endpoint(backend).queued(cache_keys)
+    adopted = get_endpoint(endpoint, settings).queued(cache_keys)
     if adopted:
-        ids = ", ".join(sid for _, job in adopted for sid in job.segment_ids)
+        ids = ", ".join(sid for _, summary in adopted for sid in summary.segment_ids)
         run_logger().info("adopted %d request(s) an earlier run left queued: %s", len(adopted), ids)
     return adopted
 
 
 @task(name="stage-requests", **RETRY_TRANSIENT)
-def stage_requests(backend: str, jobs: list[SynthesisJob]) -> dict[str, str]:
-    """Upload every request payload (while the endpoint wakes); request id -> input location."""
-    endpoint = get_endpoint(backend)
-    staged = {job.request_id: endpoint.stage(job) for job in jobs}
+def stage_requests(endpoint: EndpointKind, jobs: list[SynthesisJob], settings: Settings) -> dict[str, str]:
+    """Upload every request (while the endpoint wakes); request id -> input location."""
+    served_by = get_endpoint(endpoint, settings)
+    staged = {job.request_id: served_by.stage(job) for job in jobs}
     run_logger().info("staged %d request(s)", len(staged))
     return staged
 
 
 @task(name="gather-outputs", cache_policy=NO_CACHE, task_run_name="gather-{submission.request_id}")
 def gather_outputs(
-    backend: str,
-    submission: Submission,
-    job: SynthesisJob,
-    cache_dir: str,
-    deadline_seconds: float = 3600.0,
+    endpoint: EndpointKind, submission: Submission, summary: JobSummary, settings: Settings
 ) -> list[SegmentOutcome]:
     logger = run_logger()
+    served_by = get_endpoint(endpoint, settings)
     try:
-        body = get_endpoint(backend).fetch(submission, deadline_seconds)
-        outputs = parse_batch_output(body, job.segment_ids)
+        body = served_by.fetch(submission, settings.output_deadline_seconds)
+        outputs = parse_batch_output(body, summary.segment_ids)
     except SynthesisError as exc:
         logger.warning("request %s failed: %s", submission.request_id, exc)
-        return [SegmentOutcome(sid, job.cache_keys[sid], str(exc), exc.transient) for sid in job.segment_ids]
-    cache = ClipCache(Path(cache_dir))
-    expected_rate = EXPECTED_RATES.get(job.payload["voice"]["mode"])
+        keys = summary.cache_keys
+        return [SegmentOutcome(sid, keys[sid], str(exc), exc.transient) for sid in summary.segment_ids]
+    cache = ClipCache(settings.cache_dir)
+    expected_rate = EXPECTED_RATES.get(summary.mode)
     outcomes = []
-    for segment_id in job.segment_ids:
-        output, key = outputs[segment_id], job.cache_keys[segment_id]
+    for note in summary.segments:
+        output, key = outputs[note.id], note.cache_key
         if output.error or output.wav_bytes is None:
-            outcomes.append(SegmentOutcome(segment_id, key, output.error, output.retryable))
+            outcomes.append(SegmentOutcome(note.id, key, output.error, output.retryable))
             continue
         try:
             samples = validate_clip(output.wav_bytes, expected_rate)
-        except TransientSynthesisError as exc:
-            outcomes.append(SegmentOutcome(segment_id, key, str(exc), True))
+        except OutputInvalid as exc:
+            outcomes.append(SegmentOutcome(note.id, key, str(exc), True))
             continue
-        text = next(s["text"] for s in job.payload["segments"] if s["id"] == segment_id)
-        note = {"text": text, "voice": {k: v for k, v in job.payload["voice"].items() if k != "ref_audio"}}
-        path = cache.put_wav(key, output.wav_bytes, note)
-        outcomes.append(SegmentOutcome(segment_id, key, clip_samples=samples, clip_path=str(path)))
-        logger.debug("segment %s synthesised: %d samples, cached as %s", segment_id, samples, key[:12])
-    get_endpoint(backend).forget(submission)  # every clip is cached: nothing left to adopt
+        path = cache.put_wav(key, output.wav_bytes, {"text": note.text, "voice": summary.voice})
+        outcomes.append(SegmentOutcome(note.id, key, clip_samples=samples, clip_path=str(path)))
+        logger.debug("segment %s synthesised: %d samples, cached as %s", note.id, samples, key[:12])
+    served_by.forget(submission)  # every clip is cached: nothing left to adopt
     done = [o.id for o in outcomes if o.ok]
     # One line a request, not a segment: at 1,000 segments per-segment lines cost more than the work.
     logger.info(
@@ -165,15 +162,86 @@ def gather_outputs(
 
 
 def validate_clip(wav_bytes: bytes, expected_rate: int | None) -> int:
-    """Sample count of a usable clip; raises TransientSynthesisError when it is not one."""
+    """Sample count of a usable clip; raises OutputInvalid (transient) when it is not one."""
     try:
         audio, rate = decode_wav(wav_bytes)
     except ValueError as exc:
-        raise TransientSynthesisError(f"output rejected: {exc}") from None
+        raise OutputInvalid(f"output rejected: {exc}") from None
     if expected_rate is not None and rate != expected_rate:
-        raise TransientSynthesisError(f"output rejected: {rate} Hz, expected {expected_rate} Hz")
+        raise OutputInvalid(f"output rejected: {rate} Hz, expected {expected_rate} Hz")
     if audio.size == 0 or not np.any(audio):
-        raise TransientSynthesisError("output rejected: the clip is empty or silent")
+        raise OutputInvalid("output rejected: the clip is empty or silent")
     if not np.all(np.isfinite(audio)) or audio.size > MAX_SEGMENT_SECONDS * rate:
-        raise TransientSynthesisError("output rejected: non-finite samples or implausible length")
+        raise OutputInvalid("output rejected: non-finite samples or implausible length")
     return int(audio.size)
+
+
+# --- the rounds of a render ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Round:
+    """The requests of one round: this run's (staged ones with their input locations), and those an
+    earlier run left queued, which are only gathered."""
+
+    jobs: list[SynthesisJob]
+    staged: dict[str, str]
+    adopted: list[tuple[Submission, JobSummary]]
+
+
+def synthesise(run: RenderRun, todo: list[PlannedSegment], first: Round, awake: Callable[[], None]) -> None:
+    """Rounds of submit + gather until every segment of ``todo`` is done or failed for good;
+    segments that failed transiently go again, up to max_attempts, after a jittered back-off.
+
+    The first round is submitted before the endpoint is awake (it queues them), and gathered after
+    ``awake`` returns, with the requests an earlier run left queued.
+    """
+    settings, manifest = run.settings, run.manifest
+    ids_by_key: dict[str, list[str]] = {}
+    for planned in run.plan:
+        ids_by_key.setdefault(planned.cache_key, []).append(planned.id)
+    todo_by_key = {p.cache_key: p for p in todo}
+    this_round = first
+    for attempt in range(1, settings.max_attempts + 1):
+        retry: list[PlannedSegment] = []
+        for outcomes in settle(run, this_round, awake if attempt == 1 else lambda: None):
+            for outcome in outcomes:
+                if outcome.cache_key not in todo_by_key:  # an adopted request's other segment: cached
+                    continue
+                final = outcome.ok or not outcome.retryable or attempt == settings.max_attempts
+                for segment_id in ids_by_key[outcome.cache_key]:
+                    manifest.record_outcome(segment_id, outcome, final)
+                if not final:
+                    retry.append(todo_by_key[outcome.cache_key])
+            manifest.save()  # once per request, as it comes in: a crash later loses nothing
+        if not retry:
+            break
+        delay = settings.retry_base_seconds * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+        run_logger().warning("%d segment(s) failed transiently; retrying in %.1f s", len(retry), delay)
+        time.sleep(delay)
+        this_round = Round(plan_jobs(run.narration, run.identity, retry, settings.batch_size), {}, [])
+    manifest.record_last_output()
+
+
+def settle(
+    run: RenderRun, requests: Round, before_gather: Callable[[], None]
+) -> Iterator[list[SegmentOutcome]]:
+    """The outcomes of each request as soon as it is settled (gathered, or failed to submit)."""
+    endpoint, settings = run.endpoint, run.settings
+    submits = {
+        submit_segments.submit(endpoint, job, requests.staged.get(job.request_id), settings): job
+        for job in requests.jobs
+    }
+    before_gather()
+    gathers = [gather_outputs.submit(endpoint, sub, summary, settings) for sub, summary in requests.adopted]
+    for future in as_completed(list(submits)):
+        job = submits[future]
+        try:
+            submission = future.result()
+        except Exception as exc:  # retries exhausted: the whole request failed
+            error, retryable = str(exc), is_transient(exc)
+            yield [SegmentOutcome(sid, job.cache_keys[sid], error, retryable) for sid in job.segment_ids]
+            continue
+        gathers.append(gather_outputs.submit(endpoint, submission, job.summary(), settings))
+    for future in as_completed(gathers):
+        yield future.result()

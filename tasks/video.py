@@ -11,11 +11,10 @@ from prefect.cache_policies import NO_CACHE
 
 from narrate.errors import MarksError, VideoError
 from narrate.log import run_logger
+from narrate.outputs import VIDEO
 from narrate.script import NarrationScript
 from narrate.video import Ffmpeg, SceneMarks, VideoProgress, action_seconds, load_marks, probe_video
 from narrate.video.marks import check_marks, marks_video_path
-
-VIDEO_NAME = "video.mp4"
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,7 @@ class VideoPlan:
     action_seconds: dict[str, float]  # each scene's action: the least its segment may last
 
 
-@task(name="check-video", cache_policy=NO_CACHE)
+@task(name="plan-video", cache_policy=NO_CACHE)
 def plan_video(
     narration: NarrationScript, recording: str | None = None, marks: str | None = None
 ) -> VideoPlan:
@@ -47,7 +46,7 @@ def plan_video(
     if not path.is_file():
         if not shape.draw_if_missing:
             raise VideoError(f"recording {path} not found; fix the path")
-        from narrate.demo_video import make_demo_video
+        from narrate.video.demo import make_demo_video
 
         run_logger().info("drawing the example's placeholder recording %s from its marks", path)
         make_demo_video(shape, path, narration.output.frame_rate)
@@ -57,10 +56,10 @@ def plan_video(
     return VideoPlan(path, marks_path, shape, action_seconds(shape, narration.output.frame_rate, seconds))
 
 
-@task(name="retime-video", cache_policy=NO_CACHE)
+@task(name="retime-to-narration", cache_policy=NO_CACHE)
 def retime_to_narration(plan: VideoPlan, outputs: dict[str, str], out_dir: str) -> str:
     """The recording re-timed to this narration, as ``<out_dir>/video.mp4``; the report beside it."""
-    from narrate.video import retime_video
+    from narrate.video import RetimeInputs, retime_video
 
     logger = run_logger()
 
@@ -68,15 +67,8 @@ def retime_to_narration(plan: VideoPlan, outputs: dict[str, str], out_dir: str) 
         if step.step != "encode" or step.done == step.total:
             logger.info("video %s %s %d/%d", step.step, step.detail, step.done, step.total)
 
-    result = retime_video(
-        plan.recording,
-        plan.marks,
-        outputs["timeline"],
-        outputs["wav"],
-        outputs["vtt"],
-        Path(out_dir) / VIDEO_NAME,
-        progress=progress,
-    )
+    inputs = RetimeInputs(plan.recording, plan.marks, outputs["timeline"], outputs["wav"], outputs["vtt"])
+    result = retime_video(inputs, Path(out_dir) / VIDEO, progress=progress)
     worst = max((abs(s.drift_frames) for s in result.scenes), default=0)
     logger.info("video %s: %d frames, %d scenes, worst drift %g frame(s), %.1f s", result.mp4,
                 result.total_frames, len(result.scenes), worst, result.seconds)  # fmt: skip

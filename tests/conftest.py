@@ -35,7 +35,7 @@ TEST_TIME_SCALE = 0.02
 @pytest.fixture(scope="session")
 def embedded_aws() -> Iterator[Any]:
     """The embedded AWS for the whole session; boto3 in this process points at it."""
-    from narrate.localaws import EmulatorOptions, local_aws
+    from narrate.aws.local import EmulatorOptions, local_aws
 
     options = EmulatorOptions(cold_start_seconds=TEST_COLD_START_SECONDS, time_scale=TEST_TIME_SCALE)
     with local_aws(options) as aws:

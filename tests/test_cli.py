@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from narrate.cli import main
+from narrate.cli.main import main
 from tests.conftest import EXAMPLES
 
 

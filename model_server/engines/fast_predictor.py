@@ -46,16 +46,13 @@ def install(tts: Any, cuda_graphs: bool = True) -> StaticPredictor:
     """Route this loaded model's code predictor through a :class:`StaticPredictor` (this instance only)."""
     runner = StaticPredictor(tts.model.talker.code_predictor, cuda_graphs)
 
-    def generate(
-        inputs_embeds: torch.Tensor,
-        max_new_tokens: int,
-        do_sample: bool = True,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        temperature: float | None = None,
-        **_: Any,
-    ) -> SimpleNamespace:
-        codes = runner(inputs_embeds, max_new_tokens, Sampling(bool(do_sample), top_k, top_p, temperature))
+    def generate(inputs_embeds: torch.Tensor, max_new_tokens: int, **options: Any) -> SimpleNamespace:
+        """Hugging Face ``generate``'s call as qwen-tts makes it: the sampling options, the rest ignored."""
+        sampling = Sampling(
+            bool(options.get("do_sample", True)), options.get("top_k"), options.get("top_p"),
+            options.get("temperature"),
+        )  # fmt: skip
+        codes = runner(inputs_embeds, max_new_tokens, sampling)
         return SimpleNamespace(sequences=codes)
 
     tts.model.talker.code_predictor.generate = generate

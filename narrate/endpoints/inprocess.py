@@ -3,7 +3,6 @@ request, output and failure objects as the async endpoint: files, failures as JS
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -13,10 +12,10 @@ from typing import Any
 from model_server import inference
 from model_server.config import ServerConfig
 from model_server.protocol import RequestError
-from narrate.endpoints import NothingQueued, Submission, SynthesisJob, Usage
+from narrate.endpoints.base import NothingQueued, Submission, SynthesisJob, Usage
 from narrate.errors import TransientSynthesisError
-from narrate.responses import failure_error
-from narrate.storage import write_bytes_atomic, write_json_atomic
+from narrate.files import write_bytes_atomic, write_json_atomic
+from narrate.synthesis.responses import failure_error
 
 log = logging.getLogger("narrate.endpoint.local")
 
@@ -43,7 +42,7 @@ class InProcessEndpoint(NothingQueued):
     def stage(self, job: SynthesisJob) -> str:
         self.ensure()
         path = self.root / "requests" / f"{job.request_id}.json"
-        write_bytes_atomic(path, json.dumps(job.payload).encode())
+        write_bytes_atomic(path, job.body())
         return str(path)
 
     def submit(self, job: SynthesisJob, input_location: str) -> Submission:

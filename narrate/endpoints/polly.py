@@ -1,7 +1,7 @@
 """Amazon Polly behind the Endpoint interface: no instance to wake or release, and outputs in the
 handler's own batch format, so the flow's gather, validation and cache take Polly clips unchanged.
 
-Each segment of a request is one or more SynthesizeSpeech calls (see :mod:`narrate.polly`); a
+Each segment of a request is one or more SynthesizeSpeech calls (see :mod:`narrate.synthesis.polly_speech`); a
 segment's failure is its own entry in the output, retryable or not, like the handler's.
 """
 
@@ -15,10 +15,16 @@ from typing import Any
 
 import soundfile as sf
 
-from narrate.endpoints import NothingQueued, Submission, SynthesisJob, Usage
+from narrate.endpoints.base import NothingQueued, Submission, SynthesisJob, Usage
 from narrate.errors import SegmentRejected, SynthesisError, TransientSynthesisError
 from narrate.log import run_logger
-from narrate.polly import EMULATION_NOTE, PollyAudio, PollyRequest, synthesize
+from narrate.synthesis.polly_speech import (
+    EMULATION_NOTE,
+    PollyAudio,
+    PollyBatchRequest,
+    PollyRequest,
+    synthesize,
+)
 
 LOCATION_PREFIX = "polly-memory://"
 
@@ -43,11 +49,12 @@ class PollyEndpoint(NothingQueued):
 
     def submit(self, job: SynthesisJob, input_location: str) -> Submission:
         """Synthesise every segment now; the body is kept for :meth:`fetch`."""
-        voice = job.payload["voice"]
-        request, expect_emulated = PollyRequest.from_payload(voice), bool(voice["emulated"])
+        if not isinstance(job.request, PollyBatchRequest):
+            raise SegmentRejected(f"mode: {job.request.voice.mode!r} is not a Polly voice")
+        voice = job.request.voice
         entries = [
-            self._segment(request, expect_emulated, segment["id"], segment["text"])
-            for segment in job.payload["segments"]
+            self._segment(voice.call(), voice.emulated, segment.id, segment.text)
+            for segment in job.request.segments
         ]
         with self._lock:
             self._outputs[job.request_id] = json.dumps({"segments": entries}).encode()

@@ -1,33 +1,27 @@
 """The SageMaker async endpoint behind the Endpoint interface, with boto3 only.
 
-Wake is immediate (MinCapacity 1), not left to the two-minute backlog alarm. Each render holds a
-lease object in S3 while it needs the instance; scale-down releases the instance only when no other
-render's lease is left, so two renders on one endpoint never cut each other off.
-
-A render that dies (killed, machine lost) cannot scale down. Its hold runs out instead: while a render
-lives it pushes back a scheduled action of Application Auto Scaling that forces the endpoint to zero,
-so a dead orchestrator costs at most ``hold_seconds`` of instance time and nothing stays up.
+Wake is immediate (MinCapacity 1), not left to the two-minute backlog alarm. Scale-down releases the
+instance at once (MinCapacity 0, DesiredInstanceCount 0), unless another render still holds it: how
+renders hold the endpoint, and how a dead render lets go of it by itself, is
+:mod:`narrate.endpoints.hold`; the requests a dead render left queued are
+:mod:`narrate.endpoints.queued`. The boto3 clients come in through :class:`AwsClients`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import random
 import threading
 import time
-from datetime import UTC, datetime, timedelta
-from typing import Any
-from urllib.parse import urlparse
+from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from narrate.endpoints import Submission, SynthesisJob, Usage
+from narrate.aws.clients import AwsClients
+from narrate.aws.s3 import s3_encryption, split_s3
+from narrate.endpoints.base import JobSummary, Submission, SynthesisJob, Usage
+from narrate.endpoints.hold import EndpointHold
+from narrate.endpoints.queued import QueuedRequests
 from narrate.endpoints.sagemaker_setup import (
-    DIMENSION,
     FAILED_STATES,
     POLL_CAP_SECONDS,
     VARIANT,
@@ -40,55 +34,37 @@ from narrate.endpoints.sagemaker_setup import (
     failure_message,
     instances_in_service,
     register_autoscaling,
+    set_min_capacity,
     wait_for_endpoint,
 )
-from narrate.errors import ConfigError, EndpointError, SegmentRejected, TransientSynthesisError
+from narrate.errors import (
+    ConfigError,
+    EndpointError,
+    SegmentRejected,
+    TransientSynthesisError,
+    is_auth_error,
+    is_transient,
+)
 from narrate.log import run_logger
-from narrate.responses import failure_error
-from narrate.settings import Settings
-from narrate.storage import s3_encryption
+from narrate.synthesis.responses import failure_error
 
-TRANSIENT_CODES = {
-    "ThrottlingException", "Throttling", "TooManyRequestsException", "ServiceUnavailable",
-    "InternalFailure", "InternalServerError", "ModelNotReadyException", "SlowDown", "RequestTimeout",
-}  # fmt: skip
-RESTORE_AFTER_RELEASE_SECONDS = 120
-
-
-def split_s3(location: str) -> tuple[str, str]:
-    parsed = urlparse(location)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise ValueError(f"not an s3:// location: {location!r}")
-    return parsed.netloc, parsed.path.lstrip("/")
-
-
-def is_transient_client_error(exc: Exception) -> bool:
-    if isinstance(exc, BotoConnectionError | ReadTimeoutError):
-        return True
-    if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return code in TRANSIENT_CODES or status >= 500 or status == 429
-    return False
+if TYPE_CHECKING:
+    from narrate.settings import Settings
 
 
 class SageMakerEndpoint:
     name = "sagemaker"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clients: AwsClients | None = None) -> None:
         self.settings = settings
         self.spec = EndpointSpec.from_settings(settings)
-        config = Config(region_name=settings.region, retries={"mode": "standard", "max_attempts": 3})
-        self.sagemaker = boto3.client("sagemaker", config=config)
-        # invoke errors are retried by the flow with its own back-off and jitter, not by botocore
-        runtime_config = Config(region_name=settings.region, retries={"max_attempts": 1})
-        self.runtime = boto3.client("sagemaker-runtime", config=runtime_config)
-        self.s3 = boto3.client("s3", config=config)
-        self.autoscaling = boto3.client("application-autoscaling", config=config)
-        self.cloudwatch = boto3.client("cloudwatch", config=config)
+        clients = clients or AwsClients(settings.region)
+        self.sagemaker, self.runtime, self.s3 = clients.sagemaker, clients.runtime, clients.s3
+        self.autoscaling, self.cloudwatch = clients.autoscaling, clients.cloudwatch
+        self.hold = EndpointHold(self.s3, self.autoscaling, self.spec, settings.hold_seconds)
+        lifetime = settings.request_ttl_seconds + settings.invocation_timeout_seconds
+        self.requests = QueuedRequests(self.s3, self.spec, lifetime)
         self._woken_at: dict[str, float] = {}
-        self._holders: set[str] = set()  # renders of this process holding the endpoint
-        self._renewer: threading.Thread | None = None
         self._launched_at: float | None = None  # set when ensure itself brought up an instance
         self._lock = threading.Lock()
 
@@ -96,43 +72,19 @@ class SageMakerEndpoint:
 
     def ensure(self, holder: str = "") -> dict[str, Any]:
         """Idempotent: describe first, create what is missing, roll out a changed configuration."""
-        logger, spec, created = run_logger(), self.spec, []
+        spec, created = self.spec, []
         if self.settings.create_bucket and ensure_bucket(
-            self.s3, self.settings.bucket, self.settings.region, spec.kms_key_id
+            self.s3, spec.bucket, self.settings.region, spec.kms_key_id
         ):
-            created.append(f"bucket {self.settings.bucket}")
+            created.append(f"bucket {spec.bucket}")
         if holder:  # from here on no other render's scale-down may release the instance
-            self._write_lease(holder)
+            self.hold.write_lease(holder)
         created += ensure_model_and_config(self.sagemaker, spec)
-        description = describe_endpoint(self.sagemaker, spec.endpoint_name)
-        if description is None:
-            if self._create_endpoint():
-                created.append(f"endpoint {spec.endpoint_name}")
-            description = wait_for_endpoint(
-                self.sagemaker, spec.endpoint_name, self.settings.wake_deadline_seconds
-            )
-        elif description["EndpointStatus"] in FAILED_STATES:
-            if description["EndpointConfigName"] == spec.config_name:
-                raise EndpointError(
-                    f"{failure_message(spec.endpoint_name, description)}; the configuration is unchanged "
-                    "since it failed: fix the cause (or `narrate endpoint down` if it was passing), run again"
-                )
-            description = self._replace_failed_endpoint(description)
-            created.append(f"endpoint {spec.endpoint_name} (replaced the failed one)")
-        elif description["EndpointConfigName"] != spec.config_name:
-            logger.info("configuration changed: rolling %s out to %s", spec.endpoint_name, spec.config_name)
-            wait_for_endpoint(self.sagemaker, spec.endpoint_name, self.settings.wake_deadline_seconds)
-            deregister_autoscaling(self.autoscaling, spec)  # AWS requires it before a type change
-            self.sagemaker.update_endpoint(
-                EndpointName=spec.endpoint_name, EndpointConfigName=spec.config_name
-            )
-            created.append(f"rollout to {spec.config_name}")
-            description = wait_for_endpoint(
-                self.sagemaker, spec.endpoint_name, self.settings.wake_deadline_seconds
-            )
+        description, changes = self._endpoint_as_configured()
+        created += changes
         register_autoscaling(self.autoscaling, self.cloudwatch, spec)
         if holder:  # an endpoint just created has an instance: it is held (and released) like a woken one
-            self._hold(holder)
+            self.hold.hold(holder)
         variant = description["ProductionVariants"][0]
         state = {
             "endpoint": spec.endpoint_name,
@@ -141,8 +93,34 @@ class SageMakerEndpoint:
             "instances": variant.get("CurrentInstanceCount", 0),
             "created": created,
         }
-        logger.info("endpoint ensured: %s", state)
+        run_logger().info("endpoint ensured: %s", state)
         return state
+
+    def _endpoint_as_configured(self) -> tuple[dict[str, Any], list[str]]:
+        """The endpoint, created, replaced or rolled out to this configuration; what was done."""
+        spec, deadline = self.spec, self.settings.wake_deadline_seconds
+        description = describe_endpoint(self.sagemaker, spec.endpoint_name)
+        if description is None:
+            created = self._create_endpoint()
+            description = wait_for_endpoint(self.sagemaker, spec.endpoint_name, deadline)
+            return description, [f"endpoint {spec.endpoint_name}"] if created else []
+        if description["EndpointStatus"] in FAILED_STATES:
+            if description["EndpointConfigName"] == spec.config_name:
+                raise EndpointError(
+                    f"{failure_message(spec.endpoint_name, description)}; the configuration is unchanged "
+                    "since it failed: fix the cause (or `narrate endpoint down` if it was passing), run again"
+                )
+            return self._replace_failed_endpoint(description), [
+                f"endpoint {spec.endpoint_name} (replaced the failed one)"
+            ]
+        if description["EndpointConfigName"] == spec.config_name:
+            return description, []
+        run_logger().info("configuration changed: rolling %s out to %s", spec.endpoint_name, spec.config_name)
+        wait_for_endpoint(self.sagemaker, spec.endpoint_name, deadline)
+        deregister_autoscaling(self.autoscaling, spec)  # AWS requires it before a type change
+        self.sagemaker.update_endpoint(EndpointName=spec.endpoint_name, EndpointConfigName=spec.config_name)
+        description = wait_for_endpoint(self.sagemaker, spec.endpoint_name, deadline)
+        return description, [f"rollout to {spec.config_name}"]
 
     def _replace_failed_endpoint(self, description: dict[str, Any]) -> dict[str, Any]:
         """A failed endpoint cannot be updated: delete it and create it with the new configuration."""
@@ -175,12 +153,11 @@ class SageMakerEndpoint:
 
     def wake(self, deadline_seconds: float, holder: str) -> None:
         """Raise MinCapacity to 1 now, then wait for an instance in service under the deadline."""
-        logger = run_logger()
         with self._lock:
             launched, self._launched_at = self._launched_at, None
             self._woken_at.setdefault(holder, launched or time.monotonic())
-        self._set_min_capacity(1)
-        self._hold(holder)
+        set_min_capacity(self.autoscaling, self.spec, 1)
+        self.hold.hold(holder)
         started = time.monotonic()
         description = wait_for_endpoint(
             self.sagemaker,
@@ -190,24 +167,24 @@ class SageMakerEndpoint:
             timeout_message="endpoint {name} has no instance after {seconds:.0f} s (status {status}); "
             "queued requests stay queued and a later run completes them",
         )
-        logger.info("endpoint %s awake: %d instance(s) after %.1f s", self.spec.endpoint_name,
-                    instances_in_service(description), time.monotonic() - started)  # fmt: skip
+        run_logger().info("endpoint %s awake: %d instance(s) after %.1f s", self.spec.endpoint_name,
+                          instances_in_service(description), time.monotonic() - started)  # fmt: skip
 
     # --- requests ------------------------------------------------------------------------------
 
     def stage(self, job: SynthesisJob) -> str:
-        key = f"{self.settings.s3_prefix}/requests/{job.request_id}.json"
+        key = f"{self.spec.s3_prefix}/requests/{job.request_id}.json"
         try:
             self.s3.put_object(
-                Bucket=self.settings.bucket,
+                Bucket=self.spec.bucket,
                 Key=key,
-                Body=json.dumps(job.payload).encode(),
+                Body=job.body(),
                 ContentType="application/json",
-                **self.encryption(),
+                **s3_encryption(self.spec.kms_key_id),
             )
         except (ClientError, BotoCoreError) as exc:
-            raise self._classify(exc, "upload request") from None
-        return f"s3://{self.settings.bucket}/{key}"
+            raise classify(exc, "upload request") from None
+        return f"s3://{self.spec.bucket}/{key}"
 
     def submit(self, job: SynthesisJob, input_location: str) -> Submission:
         try:
@@ -221,14 +198,14 @@ class SageMakerEndpoint:
                 RequestTTLSeconds=self.settings.request_ttl_seconds,
             )
         except (ClientError, BotoCoreError) as exc:
-            raise self._classify(exc, "invoke") from None
+            raise classify(exc, "invoke") from None
         submission = Submission(
             request_id=job.request_id,
             segment_ids=job.segment_ids,
             output_location=response["OutputLocation"],
             failure_location=response.get("FailureLocation", ""),
         )
-        self._remember(submission, job)
+        self.requests.remember(submission, job)
         return submission
 
     def fetch(self, submission: Submission, deadline_seconds: float) -> bytes:
@@ -236,11 +213,11 @@ class SageMakerEndpoint:
         deadline = time.monotonic() + deadline_seconds
         delay = 0.1
         while True:
-            body = self._read_if_exists(submission.output_location)
+            body = self.read_if_exists(submission.output_location)
             if body is not None:  # forgotten by the caller once the clips are safe in the cache
                 return body
             if submission.failure_location:
-                failure = self._read_if_exists(submission.failure_location)
+                failure = self.read_if_exists(submission.failure_location)
                 if failure is not None:
                     self.forget(submission)
                     raise failure_error(failure)
@@ -252,14 +229,24 @@ class SageMakerEndpoint:
             time.sleep(min(delay * random.uniform(0.8, 1.2), remaining))
             delay = min(delay * 1.5, POLL_CAP_SECONDS)
 
-    def _read_if_exists(self, location: str) -> bytes | None:
+    def read_if_exists(self, location: str) -> bytes | None:
+        """The object at an s3:// location, or None while it does not exist."""
         bucket, key = split_s3(location)
         try:
             return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         except ClientError as exc:
             if exc.response["Error"]["Code"] in {"NoSuchKey", "404", "NotFound"}:
                 return None
-            raise self._classify(exc, "read output") from None
+            raise classify(exc, "read output") from None
+
+    def queued(self, cache_keys: set[str]) -> list[tuple[Submission, JobSummary]]:
+        """Requests an earlier run submitted and never collected (it failed or was killed) that hold
+        any of ``cache_keys``: the endpoint still runs them, so their outputs are gathered, not redone."""
+        return self.requests.queued(cache_keys)
+
+    def forget(self, submission: Submission) -> None:
+        """The request is settled and its clips are cached (or it failed): no later run needs it."""
+        self.requests.forget(submission)
 
     # --- scale down ----------------------------------------------------------------------------
 
@@ -268,10 +255,8 @@ class SageMakerEndpoint:
         still holds a lease on it."""
         logger = run_logger()
         with self._lock:
-            self._holders.discard(holder)
             woken_at = self._woken_at.pop(holder, None)
-        self._delete_lease(holder)
-        others = self._active_leases()
+        others = self.hold.let_go(holder)
         if others:
             logger.info("endpoint %s stays up: %d other render(s) still need it", self.spec.endpoint_name,
                         len(others))  # fmt: skip
@@ -279,11 +264,10 @@ class SageMakerEndpoint:
         description = describe_endpoint(self.sagemaker, self.spec.endpoint_name)
         if description is None:
             return self._usage(woken_at, released=True)
-        self._set_min_capacity(0)
-        desired = description["ProductionVariants"][0].get("DesiredInstanceCount")
-        if desired:
+        set_min_capacity(self.autoscaling, self.spec, 0)
+        if description["ProductionVariants"][0].get("DesiredInstanceCount"):
             self._set_desired_count(0)
-        self._cancel_release()
+        self.hold.cancel_release()
         usage = self._usage(woken_at, released=True)
         logger.info("endpoint %s scaled to 0: %.1f GPU-seconds held, $%.4f", self.spec.endpoint_name,
                     usage.gpu_seconds, usage.cost_usd)  # fmt: skip
@@ -300,7 +284,7 @@ class SageMakerEndpoint:
             "config": description["EndpointConfigName"],
             "current_instances": variant.get("CurrentInstanceCount", 0),
             "desired_instances": variant.get("DesiredInstanceCount", 0),
-            "renders_holding_it": len(self._active_leases()),
+            "renders_holding_it": len(self.hold.active_leases()),
         }
 
     def delete(self) -> dict[str, Any]:
@@ -313,18 +297,8 @@ class SageMakerEndpoint:
 
     def sleep(self) -> None:
         """Release the instance whatever any lease says (the `narrate endpoint sleep` command)."""
-        for key in self._lease_keys():
-            self.s3.delete_object(Bucket=self.settings.bucket, Key=key)
+        self.hold.drop_all_leases()
         self.scale_down("manual")
-
-    def _set_min_capacity(self, minimum: int) -> None:
-        self.autoscaling.register_scalable_target(
-            ServiceNamespace="sagemaker",
-            ResourceId=self.spec.resource_id,
-            ScalableDimension=DIMENSION,
-            MinCapacity=minimum,
-            MaxCapacity=self.spec.max_instances,
-        )
 
     def _set_desired_count(self, count: int) -> None:
         for attempt in range(20):  # refused while the endpoint is mid-update: wait and retry
@@ -343,186 +317,14 @@ class SageMakerEndpoint:
         seconds = 0.0 if woken_at is None else time.monotonic() - woken_at
         return Usage(round(seconds, 2), round(seconds / 3600 * self.settings.hourly_price_usd, 6), released)
 
-    # --- holding the endpoint: leases and the dead-man's switch ------------------------------------
 
-    def _hold(self, holder: str) -> None:
-        """Hold the endpoint for ``holder`` another hold_seconds, renewed every third of that until
-        its scale_down: its lease, and the release AWS runs by itself if no render renews it."""
-        self._write_lease(holder)
-        self._schedule_release()
-        with self._lock:
-            self._holders.add(holder)
-            if self._renewer is None:
-                self._renewer = threading.Thread(target=self._renew_holds, name="endpoint-hold", daemon=True)
-                self._renewer.start()
-
-    def _renew_holds(self) -> None:
-        while True:
-            time.sleep(self.settings.hold_seconds / 3)
-            with self._lock:
-                holders = sorted(self._holders)
-                if not holders:
-                    self._renewer = None
-                    return
-            try:
-                for holder in holders:
-                    self._write_lease(holder)
-                self._schedule_release()
-            except (ClientError, BotoCoreError) as exc:  # the next renewal tries again
-                run_logger().warning("could not renew the hold on %s: %s", self.spec.endpoint_name, exc)
-
-    def _schedule_release(self) -> None:
-        """If every render holding the endpoint dies, Application Auto Scaling itself forces it to zero
-        (MaxCapacity 0) when the hold runs out, then gives the alarm-driven wake its range back."""
-        release_at = datetime.now(UTC) + timedelta(seconds=self.settings.hold_seconds)
-        for name, at, action in (
-            (self._release_action, release_at, {"MinCapacity": 0, "MaxCapacity": 0}),
-            (
-                self._restore_action,
-                release_at + timedelta(seconds=RESTORE_AFTER_RELEASE_SECONDS),
-                {"MinCapacity": 0, "MaxCapacity": self.spec.max_instances},
-            ),
-        ):
-            self.autoscaling.put_scheduled_action(
-                ServiceNamespace="sagemaker",
-                ScheduledActionName=name,
-                ResourceId=self.spec.resource_id,
-                ScalableDimension=DIMENSION,
-                Schedule=f"at({at:%Y-%m-%dT%H:%M:%S})",
-                ScalableTargetAction=action,
-            )
-
-    def _cancel_release(self) -> None:
-        for name in (self._release_action, self._restore_action):
-            try:
-                self.autoscaling.delete_scheduled_action(
-                    ServiceNamespace="sagemaker",
-                    ScheduledActionName=name,
-                    ResourceId=self.spec.resource_id,
-                    ScalableDimension=DIMENSION,
-                )
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] not in {"ObjectNotFoundException", "ValidationException"}:
-                    raise
-
-    @property
-    def _release_action(self) -> str:
-        return f"{self.spec.endpoint_name}-release-if-abandoned"
-
-    @property
-    def _restore_action(self) -> str:
-        return f"{self.spec.endpoint_name}-restore-wake-range"
-
-    # --- requests queued on the endpoint: a later run adopts them instead of asking again ---------
-
-    def queued(self, cache_keys: set[str]) -> list[tuple[Submission, SynthesisJob]]:
-        """Requests an earlier run submitted and never collected (it failed or was killed) that hold
-        any of ``cache_keys``: the endpoint still runs them, so their outputs are gathered, not redone."""
-        adopted = []
-        for key in self._list_keys(self._queued_prefix()):
-            try:
-                record = json.loads(self.s3.get_object(Bucket=self.settings.bucket, Key=key)["Body"].read())
-            except (ClientError, ValueError):
-                continue
-            if float(record.get("expires_at", 0)) < time.time():  # past its TTL: it can no longer run
-                self.s3.delete_object(Bucket=self.settings.bucket, Key=key)
-                continue
-            segments = record["segments"]
-            if not cache_keys & {s["cache_key"] for s in segments}:
-                continue
-            ids = tuple(s["id"] for s in segments)
-            job = SynthesisJob(
-                request_id=record["request_id"],
-                payload={
-                    "voice": record["voice"],
-                    "segments": [{"id": s["id"], "text": s["text"]} for s in segments],
-                },
-                segment_ids=ids,
-                cache_keys={s["id"]: s["cache_key"] for s in segments},
-            )
-            submission = Submission(
-                record["request_id"], ids, record["output_location"], record["failure_location"]
-            )
-            adopted.append((submission, job))
-        return adopted
-
-    def _remember(self, submission: Submission, job: SynthesisJob) -> None:
-        if set(job.cache_keys) != set(job.segment_ids):  # not a render's request: nothing to adopt it for
-            return
-        texts = {s["id"]: s["text"] for s in job.payload["segments"]}
-        lifetime = self.settings.request_ttl_seconds + self.settings.invocation_timeout_seconds
-        record = {
-            "request_id": submission.request_id,
-            "output_location": submission.output_location,
-            "failure_location": submission.failure_location,
-            "expires_at": time.time() + lifetime,
-            "voice": {k: v for k, v in job.payload["voice"].items() if k != "ref_audio"},
-            "segments": [
-                {"id": i, "text": texts[i], "cache_key": job.cache_keys[i]} for i in job.segment_ids
-            ],
-        }
-        self.s3.put_object(
-            Bucket=self.settings.bucket,
-            Key=f"{self._queued_prefix()}{submission.request_id}.json",
-            Body=json.dumps(record).encode(),
-            **self.encryption(),
-        )
-
-    def forget(self, submission: Submission) -> None:
-        """The request is settled and its clips are cached (or it failed): no later run needs it."""
-        key = f"{self._queued_prefix()}{submission.request_id}.json"
-        with contextlib.suppress(ClientError, BotoCoreError):  # a stale record expires by itself
-            self.s3.delete_object(Bucket=self.settings.bucket, Key=key)
-
-    def _queued_prefix(self) -> str:
-        return f"{self.settings.s3_prefix}/queued/{self.spec.endpoint_name}/"
-
-    def _list_keys(self, prefix: str) -> list[str]:
-        listing = self.s3.list_objects_v2(Bucket=self.settings.bucket, Prefix=prefix)
-        return [item["Key"] for item in listing.get("Contents", [])]
-
-    # --- leases --------------------------------------------------------------------------------
-
-    def _lease_prefix(self) -> str:
-        return f"{self.settings.s3_prefix}/leases/{self.spec.endpoint_name}/"
-
-    def _write_lease(self, holder: str) -> None:
-        expires = time.time() + self.settings.hold_seconds
-        body = {"holder": holder, "expires_at": expires, "since": datetime.now(UTC).isoformat()}
-        self.s3.put_object(
-            Bucket=self.settings.bucket,
-            Key=self._lease_prefix() + f"{holder}.json",
-            Body=json.dumps(body).encode(),
-            **self.encryption(),
-        )
-
-    def _delete_lease(self, holder: str) -> None:
-        self.s3.delete_object(Bucket=self.settings.bucket, Key=self._lease_prefix() + f"{holder}.json")
-
-    def _lease_keys(self) -> list[str]:
-        return self._list_keys(self._lease_prefix())
-
-    def _active_leases(self) -> list[str]:
-        active = []
-        for key in self._lease_keys():
-            try:
-                lease = json.loads(self.s3.get_object(Bucket=self.settings.bucket, Key=key)["Body"].read())
-            except (ClientError, ValueError):
-                continue
-            if float(lease.get("expires_at", 0)) > time.time():
-                active.append(key)
-        return active
-
-    # --- helpers -------------------------------------------------------------------------------
-
-    def encryption(self) -> dict[str, str]:
-        return s3_encryption(self.spec.kms_key_id)
-
-    def _classify(self, exc: Exception, action: str) -> Exception:
-        code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
-        message = f"{action} failed: {code or exc.__class__.__name__}: {str(exc)[:200]}"
-        if is_transient_client_error(exc) or not isinstance(exc, ClientError):
-            return TransientSynthesisError(message)
-        if code in {"AccessDenied", "AccessDeniedException", "UnrecognizedClientException"}:
-            return ConfigError(message)
-        return SegmentRejected(message)
+def classify(exc: Exception, action: str) -> Exception:
+    """A failed AWS call of the request path as the error the flow acts on: transient (retried),
+    a missing permission (ConfigError), or a refusal of this request (final)."""
+    code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+    message = f"{action} failed: {code or exc.__class__.__name__}: {str(exc)[:200]}"
+    if is_transient(exc):
+        return TransientSynthesisError(message)
+    if is_auth_error(exc):
+        return ConfigError(message)
+    return SegmentRejected(message)

@@ -12,13 +12,15 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from narrate.errors import ConfigError, EndpointError
+from narrate.errors import EndpointError
 from narrate.log import run_logger
-from narrate.settings import Settings
+
+if TYPE_CHECKING:
+    from narrate.settings import Settings
 
 VARIANT = "AllTraffic"
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"
@@ -37,6 +39,8 @@ class EndpointSpec:
     """Everything that defines the deployed endpoint; its hash names the model and config."""
 
     endpoint_name: str
+    bucket: str  # where requests, outputs, leases and queued-request records live
+    s3_prefix: str
     image_uri: str
     model_data_url: str
     role_arn: str
@@ -55,6 +59,8 @@ class EndpointSpec:
         base = f"s3://{settings.bucket}/{settings.s3_prefix}"
         return cls(
             endpoint_name=settings.endpoint_name,
+            bucket=settings.bucket,
+            s3_prefix=settings.s3_prefix,
             image_uri=settings.image_uri,
             model_data_url=settings.model_data,
             role_arn=settings.role_arn,
@@ -71,7 +77,9 @@ class EndpointSpec:
 
     @property
     def config_hash(self) -> str:
-        fields = {k: v for k, v in asdict(self).items() if k not in {"endpoint_name", "max_instances"}}
+        # the deployed configuration only: the bucket and prefix are in the output paths already
+        unhashed = {"endpoint_name", "max_instances", "bucket", "s3_prefix"}
+        fields = {k: v for k, v in asdict(self).items() if k not in unhashed}
         canonical = json.dumps(fields, sort_keys=True).encode()
         return hashlib.sha256(canonical).hexdigest()[:8]
 
@@ -325,6 +333,17 @@ def register_autoscaling(autoscaling: Any, cloudwatch: Any, spec: EndpointSpec) 
     )
 
 
+def set_min_capacity(autoscaling: Any, spec: EndpointSpec, minimum: int) -> None:
+    """The scalable target's MinCapacity: 1 wakes the endpoint now, 0 lets it go back to zero."""
+    autoscaling.register_scalable_target(
+        ServiceNamespace="sagemaker",
+        ResourceId=spec.resource_id,
+        ScalableDimension=DIMENSION,
+        MinCapacity=minimum,
+        MaxCapacity=spec.max_instances,
+    )
+
+
 def deregister_autoscaling(autoscaling: Any, spec: EndpointSpec) -> None:
     try:
         autoscaling.deregister_scalable_target(
@@ -333,15 +352,3 @@ def deregister_autoscaling(autoscaling: Any, spec: EndpointSpec) -> None:
     except ClientError as exc:
         if exc.response["Error"]["Code"] not in {"ObjectNotFoundException", "ValidationException"}:
             raise
-
-
-def require_real_configuration(settings: Settings) -> None:
-    """Refuse the placeholder defaults that only make sense against the embedded AWS."""
-    defaults = Settings.model_fields
-    missing = [
-        f"NARRATE_{name.upper()}"
-        for name in ("bucket", "role_arn")
-        if getattr(settings, name) == defaults[name].default
-    ]
-    if missing:
-        raise ConfigError(f"--aws real needs your own {' and '.join(missing)} (see .env.example)")

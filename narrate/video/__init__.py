@@ -5,7 +5,8 @@ The API::
 
     marks = load_marks("demo.marks.yaml", segment_ids, video_seconds)   # MarksError on any problem
     action_seconds(marks, fps, video_seconds)       # {id: seconds}: each segment's min_seconds
-    retime_video(video, marks, timeline, narration_wav, captions, out_mp4, progress=callback)
+    inputs = RetimeInputs(video, marks, timeline, narration_wav, captions)
+    retime_video(inputs, out_mp4, progress=callback)
 """
 
 from narrate.video.encode import EncodeSettings, ProgressCallback, VideoProgress
@@ -20,7 +21,7 @@ from narrate.video.marks import (
     parse_marks,
 )
 from narrate.video.plan import ScenePlan, plan_scenes
-from narrate.video.retime import RetimeResult, retime_video
+from narrate.video.retime import RetimeInputs, RetimeResult, retime_video
 from narrate.video.verify import MAX_DRIFT_FRAMES, SceneMeasurement
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "EncodeSettings",
     "Ffmpeg",
     "ProgressCallback",
+    "RetimeInputs",
     "RetimeResult",
     "SceneMark",
     "SceneMarks",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO
 
 from narrate.errors import VideoError
-from narrate.timeline import Timeline
+from narrate.track.timeline import Timeline
 from narrate.video.ffmpeg import Ffmpeg
 from narrate.video.plan import ScenePlan
 
@@ -59,21 +59,27 @@ def _video_codec_args(encoder: str, settings: EncodeSettings) -> list[str]:
     return ["-c:v", encoder, "-q:v", "2", "-bf", "0", "-pix_fmt", "yuv420p"]
 
 
+@dataclass(frozen=True)
+class SceneEncoding:
+    """What the scenes are encoded from and how: the source and its size, the timeline and the plan of
+    each scene, the encoder and its settings."""
+
+    video: Path
+    width: int
+    height: int
+    timeline: Timeline
+    plans: list[ScenePlan]
+    encoder: str
+    settings: EncodeSettings
+
+
 def encode_scenes(
-    ff: Ffmpeg,
-    video: Path,
-    width: int,
-    height: int,
-    timeline: Timeline,
-    plans: list[ScenePlan],
-    encoder: str,
-    settings: EncodeSettings,
-    work: Path,
-    report: ProgressCallback,
+    ff: Ffmpeg, job: SceneEncoding, work: Path, report: ProgressCallback
 ) -> list[tuple[Path, ScenePlan]]:
     """Decode once, at the timeline's rate; write each scene's frames (and its frozen last frame) to
     its own encoder. Returns each clip with its scene's plan as the video really had it."""
-    width, height = width - width % 2, height - height % 2
+    video, timeline, plans, encoder, settings = job.video, job.timeline, job.plans, job.encoder, job.settings
+    width, height = job.width - job.width % 2, job.height - job.height % 2
     frame_bytes = width * height * 3 // 2
     fps = timeline.frame_rate()
     last_needed = max(p.source_start + p.used_frames for p in plans)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from narrate.errors import VideoError
-from narrate.timeline import Timeline
+from narrate.track.timeline import Timeline
 from narrate.video.marks import SceneMarks, action_frames, source_frame
 
 

@@ -20,11 +20,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from narrate.errors import MarksError
-from narrate.storage import write_atomic, write_json_atomic
-from narrate.timeline import Timeline
+from narrate.files import write_atomic, write_json_atomic
+from narrate.track.timeline import Timeline
 from narrate.video.encode import (
     EncodeSettings,
     ProgressCallback,
+    SceneEncoding,
     VideoProgress,
     choose_encoder,
     encode_scenes,
@@ -32,7 +33,7 @@ from narrate.video.encode import (
 from narrate.video.ffmpeg import Ffmpeg, ffmetadata_escape, packets, probe_video
 from narrate.video.marks import SceneMarks, check_marks, load_marks
 from narrate.video.plan import ScenePlan, plan_scenes
-from narrate.video.verify import SceneMeasurement, VerifyReport, verify_output
+from narrate.video.verify import Expected, SceneMeasurement, VerifyReport, verify_output
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,20 @@ class RetimeResult:
     scenes: list[SceneMeasurement] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class RetimeInputs:
+    """What a recording is re-timed to: the recording, its scene marks, and a finished narration (its
+    timeline, track and captions)."""
+
+    video: str | Path
+    marks: SceneMarks | str | Path
+    timeline: Timeline | str | Path
+    narration_wav: str | Path
+    captions: str | Path
+
+
 def retime_video(
-    video: str | Path,
-    marks: SceneMarks | str | Path,
-    timeline: Timeline | str | Path,
-    narration_wav: str | Path,
-    captions: str | Path,
+    inputs: RetimeInputs,
     out_mp4: str | Path,
     progress: ProgressCallback | None = None,
     settings: EncodeSettings | None = None,
@@ -66,7 +75,8 @@ def retime_video(
     began = time.monotonic()
     ff, settings = ffmpeg or Ffmpeg(), settings or EncodeSettings()
     report = progress or (lambda _: None)
-    video, out_mp4 = Path(video), Path(out_mp4)
+    video, out_mp4, marks, timeline = Path(inputs.video), Path(out_mp4), inputs.marks, inputs.timeline
+    narration_wav = Path(inputs.narration_wav)
     if not isinstance(timeline, Timeline):
         timeline = Timeline.model_validate_json(Path(timeline).read_text(encoding="utf-8"))
     report(VideoProgress("probe", 0, 1, video.name))
@@ -82,9 +92,8 @@ def retime_video(
     out_mp4.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_mp4.stem}-work-", dir=out_mp4.parent))
     try:
-        encoded = encode_scenes(
-            ff, video, info.width, info.height, timeline, plans, encoder, settings, work, report
-        )
+        job = SceneEncoding(video, info.width, info.height, timeline, plans, encoder, settings)
+        encoded = encode_scenes(ff, job, work, report)
         clips, plans = [clip for clip, _ in encoded], [plan for _, plan in encoded]
         clip_packets = [packets(ff, clip) for clip in clips]
         chapters_file = _write_chapters(work / "chapters.txt", timeline, plans)
@@ -92,11 +101,11 @@ def retime_video(
 
         def write(tmp: Path) -> None:
             report(VideoProgress("mux", 0, 1, out_mp4.name))
-            _mux(ff, clips, Path(narration_wav), Path(captions), chapters_file, timeline, settings, tmp, work)
+            parts = MuxParts(clips, narration_wav, Path(inputs.captions), chapters_file, timeline)
+            mux(ff, parts, settings, tmp, work)
             report(VideoProgress("verify", 0, 1, out_mp4.name))
-            verified.append(
-                verify_output(ff, tmp, timeline, plans, clip_packets, Path(narration_wav), out_mp4.name)
-            )
+            expected = Expected(timeline, plans, clip_packets, narration_wav)
+            verified.append(verify_output(ff, tmp, expected, out_mp4.name))
 
         write_atomic(out_mp4, write)
     finally:
@@ -130,17 +139,22 @@ def _write_chapters(path: Path, timeline: Timeline, plans: list[ScenePlan]) -> P
     return path
 
 
-def _mux(
-    ff: Ffmpeg,
-    clips: list[Path],
-    wav: Path,
-    captions: Path,
-    chapters_file: Path,
-    timeline: Timeline,
-    settings: EncodeSettings,
-    out: Path,
-    work: Path,
-) -> None:
+@dataclass(frozen=True)
+class MuxParts:
+    """What goes into the MP4: the scene clips in order, the narration, the captions, the chapters."""
+
+    clips: list[Path]
+    wav: Path
+    captions: Path
+    chapters_file: Path
+    timeline: Timeline
+
+
+def mux(ff: Ffmpeg, parts: MuxParts, settings: EncodeSettings, out: Path, work: Path) -> None:
+    """The clips joined byte for byte with the narration (AAC), captions and chapters, into ``out``."""
+    clips, wav, captions, chapters_file, timeline = (
+        parts.clips, parts.wav, parts.captions, parts.chapters_file, parts.timeline
+    )  # fmt: skip
     # auto_convert 0: packets are joined byte for byte (no parameter sets added in-band), so the
     # verification can find each clip in the MP4.
     listing = work / "scenes.ffconcat"

@@ -13,7 +13,7 @@ import soundfile as sf
 from scipy.signal import correlate
 
 from narrate.errors import VideoDriftError
-from narrate.timeline import Timeline
+from narrate.track.timeline import Timeline
 from narrate.video.ffmpeg import Ffmpeg, PacketList, decode_audio, file_metadata, packets, stream_codecs
 from narrate.video.plan import ScenePlan
 
@@ -46,16 +46,20 @@ class VerifyReport:
     audio_offset_samples: int | None
 
 
-def verify_output(
-    ff: Ffmpeg,
-    mp4: Path,
-    timeline: Timeline,
-    plans: list[ScenePlan],
-    clip_packets: list[PacketList],
-    narration_wav: Path,
-    name: str | None = None,
-) -> VerifyReport:
+@dataclass(frozen=True)
+class Expected:
+    """What a re-timed MP4 must hold: the timeline, each scene's plan and clip packets, the narration."""
+
+    timeline: Timeline
+    plans: list[ScenePlan]
+    clip_packets: list[PacketList]
+    narration_wav: Path
+
+
+def verify_output(ff: Ffmpeg, mp4: Path, expected: Expected, name: str | None = None) -> VerifyReport:
     """Raises VideoDriftError listing every problem; returns the measurements when there is none."""
+    timeline, plans, clip_packets = expected.timeline, expected.plans, expected.clip_packets
+    narration_wav = expected.narration_wav
     fps = timeline.frame_rate()
     problems: list[str] = []
     scenes = measure_scenes(packets(ff, mp4), fps, plans, clip_packets, problems)

@@ -9,10 +9,11 @@ from typing import Any
 import boto3
 import pytest
 
+from model_server.protocol import BatchRequest, DevVoiceRequest, SegmentRequest
+from narrate.aws.local import LocalAws
 from narrate.endpoints import SynthesisJob
 from narrate.endpoints.sagemaker import SageMakerEndpoint
 from narrate.errors import EndpointError, SegmentRejected
-from narrate.localaws import LocalAws
 from narrate.settings import Settings, get_settings
 from tests.conftest import TEST_COLD_START_SECONDS, TEST_TIME_SCALE, wait_for
 
@@ -23,14 +24,17 @@ def endpoint(**overrides: Any) -> SageMakerEndpoint:
     return SageMakerEndpoint(get_settings().model_copy(update=overrides))
 
 
-def job(request_id: str, *texts: str, mode: str = "dev") -> SynthesisJob:
-    segments = [{"id": f"s{i}", "text": t} for i, t in enumerate(texts)]
-    return SynthesisJob(
-        request_id,
-        {"voice": {"mode": mode}, "segments": segments},
-        tuple(s["id"] for s in segments),
-        {s["id"]: "k" for s in segments},
-    )
+def job(request_id: str, *texts: str) -> SynthesisJob:
+    segments = [SegmentRequest(id=f"s{i}", text=t) for i, t in enumerate(texts)]
+    request = BatchRequest(voice=DevVoiceRequest(mode="dev"), segments=segments)
+    return SynthesisJob(request_id, request, {s.id: "k" for s in segments})
+
+
+def stage_raw(ep: SageMakerEndpoint, request_id: str, body: dict[str, Any]) -> str:
+    """A request body as any client may write it, valid or not: the endpoint reads bytes from S3."""
+    key = f"{ep.settings.s3_prefix}/requests/{request_id}.json"
+    ep.s3.put_object(Bucket=ep.settings.bucket, Key=key, Body=json.dumps(body).encode())
+    return f"s3://{ep.settings.bucket}/{key}"
 
 
 def variant(ep: SageMakerEndpoint) -> dict[str, Any]:
@@ -122,8 +126,9 @@ def test_invoke_gather_and_a_failure_object_with_its_message() -> None:
     assert [s["id"] for s in body["segments"]] == ["s0", "s1"] and all(
         s["num_samples"] > 0 for s in body["segments"]
     )
-    bad = job("bad", "x", mode="whisper")
-    failed = ep.submit(bad, ep.stage(bad))
+    bad = job("bad", "x")
+    whisper = {"voice": {"mode": "whisper"}, "segments": [{"id": "s0", "text": "x"}]}
+    failed = ep.submit(bad, stage_raw(ep, "bad", whisper))
     with pytest.raises(SegmentRejected, match="mode: unknown mode; use one of"):
         ep.fetch(failed, 30)
     request = ep.s3.head_object(Bucket=ep.settings.bucket, Key=f"{ep.settings.s3_prefix}/requests/good.json")
@@ -223,7 +228,7 @@ def test_a_request_left_queued_is_adopted_by_a_later_run_until_collected(embedde
     assert later.queued({"unrelated"}) == []
     [(adopted, adopted_job)] = later.queued({"k"})
     assert adopted == submission and adopted_job.segment_ids == ("s0", "s1")
-    assert adopted_job.payload["segments"][1]["text"] == "Nor me."
+    assert adopted_job.text_of("s1") == "Nor me."
     ep.wake(30, "r")
     assert json.loads(later.fetch(adopted, 30))["segments"][0]["num_samples"] > 0
     assert later.queued({"k"}) != []  # read but not yet cached: a crash here must not lose it

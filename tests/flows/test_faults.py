@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from flows.render_narration import render_narration
-from narrate.localaws import LocalAws
+from narrate.aws.local import LocalAws
 from narrate.manifest import RenderManifest
 from narrate.settings import get_settings
 from tests.conftest import EXAMPLES, wait_for
@@ -155,7 +155,7 @@ def test_an_endpoint_stuck_at_zero_fails_the_render_clearly_and_a_rerun_complete
 ) -> None:
     from narrate.endpoints import get_endpoint
 
-    endpoint = get_endpoint("sagemaker")
+    endpoint = get_endpoint("sagemaker", get_settings())
     endpoint.ensure("setup")  # an endpoint that exists and sleeps at zero ...
     endpoint.scale_down("setup")
     assert wait_for(lambda: endpoint_instances() == (0, 0), 10)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from flows.render_narration import render_narration
-from narrate.localaws import LocalAws
+from narrate.aws.local import LocalAws
 from tests.conftest import CloneScript
 
 pytestmark = pytest.mark.usefixtures("prefect_server", "embedded_aws")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from narrate.localaws import LocalAws
+from narrate.aws.local import LocalAws
 from narrate.manifest import RenderManifest
 from tests.conftest import EXAMPLES, wait_for
 from tests.flows.test_render_narration import endpoint_instances
@@ -129,14 +129,14 @@ def free_port() -> int:
 
 def start_prefect_server(home: Path, port: int) -> subprocess.Popen[bytes]:
     """A real ``prefect server start`` (services and all) on 127.0.0.1, its SQLite database in ``home``."""
-    from narrate.cli_runs import _healthy
+    from narrate.cli.prefect_server import healthy
 
     env = dict(os.environ) | {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     log = (home / "server.log").open("ab")
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    assert wait_for(lambda: _healthy(f"http://127.0.0.1:{port}/api") or server.poll() is not None, 180)
+    assert wait_for(lambda: healthy(f"http://127.0.0.1:{port}/api") or server.poll() is not None, 180)
     assert server.poll() is None, (home / "server.log").read_text()
     return server
 

@@ -16,8 +16,8 @@ import pytest
 import soundfile as sf
 
 from flows.render_narration import render_narration
+from narrate.aws.local import LocalAws
 from narrate.errors import RenderFailed, ScriptError
-from narrate.localaws import LocalAws
 from narrate.manifest import RenderManifest
 from narrate.settings import get_settings
 from tests.conftest import EXAMPLES, CloneScript
@@ -218,7 +218,7 @@ segments:
 
 
 def test_a_polly_voice_renders_in_local_mode_marked_emulated(tmp_path: Path, embedded_aws: LocalAws) -> None:
-    from narrate.polly import EMULATION_NOTE
+    from narrate.synthesis.polly_speech import EMULATION_NOTE
 
     script = tmp_path / "polly.yaml"
     script.write_text(POLLY)
@@ -228,7 +228,7 @@ def test_a_polly_voice_renders_in_local_mode_marked_emulated(tmp_path: Path, emb
     assert (result["synthesised"], result["cached"]) == (2, 0)
     assert embedded_aws.polly.calls - calls == 2  # through SynthesizeSpeech on the embedded AWS
     manifest = RenderManifest.load(out / "manifest.json")
-    assert (manifest.state, manifest.backend, manifest.emulated) == ("completed", "polly", EMULATION_NOTE)
+    assert (manifest.state, manifest.endpoint, manifest.emulated) == ("completed", "polly", EMULATION_NOTE)
     assert manifest.gpu_seconds == 0 and manifest.endpoint_released
     for segment in manifest.segments:
         assert segment.clip_path and sf.info(segment.clip_path).samplerate == 16000  # Polly's PCM, as sent

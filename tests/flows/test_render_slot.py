@@ -15,11 +15,11 @@ from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
 from prefect.variables import Variable
 
-from narrate.render_slot import (
+from narrate.endpoints.render_slot import (
     STALE_AFTER_SECONDS,
     SlotWatch,
-    _ensure_limit,
-    _forget,
+    ensure_limit,
+    forget_beat,
     free_if_abandoned,
     heartbeat_name,
     render_slot,
@@ -38,7 +38,7 @@ def active_slots(endpoint: str) -> int:
 @contextmanager
 def taken(endpoint: str) -> Iterator[None]:
     """The slot held the way a render holds it, by a holder that does not beat."""
-    _ensure_limit(slot_name(endpoint))
+    ensure_limit(slot_name(endpoint))
     with concurrency(slot_name(endpoint), occupy=1, strict=True, lease_duration=60):
         yield
 
@@ -92,5 +92,5 @@ def test_a_late_removal_spares_the_next_holders_beat() -> None:
     endpoint = "slot-late-removal"
     previous = {"flow_run_id": None, "pid": os.getpid(), "host": socket.gethostname()}
     beat(endpoint, 0, run="next")
-    _forget(heartbeat_name(endpoint), previous)
+    forget_beat(heartbeat_name(endpoint), previous)
     assert Variable.get(heartbeat_name(endpoint))["flow_run_id"] == "next"

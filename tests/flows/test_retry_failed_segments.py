@@ -10,8 +10,8 @@ import pytest
 
 from flows.render_narration import render_narration
 from flows.retry_failed_segments import retry_failed_segments
+from narrate.aws.local import LocalAws
 from narrate.errors import ConfigError, RenderFailed
-from narrate.localaws import LocalAws
 from narrate.manifest import RenderManifest
 from narrate.settings import get_settings
 from tasks.report import summary_markdown

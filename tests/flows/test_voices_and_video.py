@@ -12,13 +12,13 @@ import pytest
 
 from flows.render_narration import render_narration
 from flows.retry_failed_segments import retry_failed_segments
-from narrate.cli import main as narrate_main
-from narrate.demo_video import make_demo_video
+from narrate.aws.local import LocalAws
+from narrate.cli.main import main as narrate_main
 from narrate.errors import ScriptError
-from narrate.localaws import LocalAws
 from narrate.manifest import RenderManifest
 from narrate.settings import get_settings
 from narrate.video import load_marks
+from narrate.video.demo import make_demo_video
 from tests.conftest import write_script
 from tests.flows.test_render_narration import endpoint_instances
 from tests.flows.test_retry_failed_segments import timeline_positions

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from model_server.protocol import BatchRequest, DevVoiceRequest, SegmentRequest
+from narrate.aws.local import LocalAws
 from narrate.endpoints import SynthesisJob
 from narrate.endpoints.sagemaker import SageMakerEndpoint
 from narrate.endpoints.sagemaker_setup import DIMENSION
-from narrate.localaws import LocalAws
 from narrate.settings import get_settings
 from tests.conftest import TEST_COLD_START_SECONDS, TEST_TIME_SCALE, wait_for
 
@@ -25,9 +26,8 @@ def endpoint(**overrides: Any) -> SageMakerEndpoint:
 
 
 def job(request_id: str, text: str = "Hello from the queue.") -> SynthesisJob:
-    return SynthesisJob(
-        request_id, {"voice": {"mode": "dev"}, "segments": [{"id": "a", "text": text}]}, ("a",), {}
-    )
+    request = BatchRequest(voice=DevVoiceRequest(mode="dev"), segments=[SegmentRequest(id="a", text=text)])
+    return SynthesisJob(request_id, request)
 
 
 def at_zero(ep: SageMakerEndpoint) -> None:
@@ -42,7 +42,7 @@ def current(ep: SageMakerEndpoint) -> int:
 
 
 def exists(ep: SageMakerEndpoint, location: str) -> bool:
-    return ep._read_if_exists(location) is not None
+    return ep.read_if_exists(location) is not None
 
 
 def test_target_tracking_alone_leaves_a_single_request_queued_at_zero(embedded_aws: LocalAws) -> None:
@@ -125,7 +125,7 @@ def test_request_ttl_expires_to_the_failure_path(embedded_aws: LocalAws) -> None
         assert wait_for(lambda: exists(ep, submission.failure_location), 5)
     finally:
         embedded_aws.emulator.withhold_capacity(False)
-    body = json.loads(ep._read_if_exists(submission.failure_location) or b"{}")
+    body = json.loads(ep.read_if_exists(submission.failure_location) or b"{}")
     assert body["code"] == 400 and "TTL expired" in body["message"]
 
 
@@ -164,7 +164,7 @@ def test_invocation_timeout_goes_to_the_failure_path(embedded_aws: LocalAws) -> 
         assert wait_for(lambda: exists(ep, submission.failure_location), 5)
     finally:
         embedded_aws.emulator.set_invocation_seconds(0.0)
-    body = json.loads(ep._read_if_exists(submission.failure_location) or b"{}")
+    body = json.loads(ep.read_if_exists(submission.failure_location) or b"{}")
     assert body["code"] == 500 and "timed out" in body["message"]
     ep.scale_down("r")
 

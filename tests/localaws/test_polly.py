@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from narrate.errors import SegmentRejected
-from narrate.polly import EMULATED_HEADER, PollyRequest, synthesize
+from narrate.synthesis.polly_speech import EMULATED_HEADER, PollyRequest, synthesize
 
 pytestmark = pytest.mark.usefixtures("embedded_aws")
 

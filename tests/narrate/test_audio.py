@@ -10,8 +10,8 @@ import pyloudnorm
 import pytest
 from scipy.signal import resample_poly
 
-from narrate import audio
-from narrate.audio import integrated_loudness, true_peak_dbtp
+from narrate.track import audio
+from narrate.track.audio import integrated_loudness, true_peak_dbtp
 
 
 @pytest.mark.parametrize(("rate", "samples"), [(24000, 24000 * 7), (22050, 22050 * 3 + 13), (48000, 19201)])

@@ -8,8 +8,6 @@ from typing import Any
 
 import pytest
 
-from narrate import cache
-from narrate.cache import segment_cache_key
 from narrate.script import (
     DevVoice,
     GenerationSettings,
@@ -18,14 +16,24 @@ from narrate.script import (
     QwenDesignVoice,
     QwenSpeakerVoice,
 )
+from narrate.settings import get_settings
+from narrate.synthesis import cache
+from narrate.synthesis.cache import segment_cache_key
+from narrate.synthesis.requests import ModelIdentity, model_identity
 
 TEXT = "Drag revenue onto the canvas."
 SPEAKER = QwenSpeakerVoice(speaker="aiden", instruct="calm", language="english")
 GEN = GenerationSettings()
 
 
+def identity(voice: Any) -> ModelIdentity:
+    """The model that speaks ``voice`` under the settings of the moment (what a render works out)."""
+    settings = get_settings()
+    return model_identity(voice, settings.server_config(), settings.aws)
+
+
 def key(text: str = TEXT, voice: Any = SPEAKER, generation: GenerationSettings = GEN) -> str:
-    return segment_cache_key(text, voice, generation)
+    return segment_cache_key(text, voice, generation, identity(voice))
 
 
 @pytest.mark.parametrize(
@@ -118,7 +126,7 @@ def test_reference_clip_counts_by_content_and_transcript(tmp_path: Path) -> None
 
 
 def test_scene_timing_order_and_ids_are_not_in_the_key() -> None:
-    material = cache.cache_key_material(TEXT, SPEAKER, GEN)
+    material = cache.cache_key_material(TEXT, SPEAKER, GEN, identity(SPEAKER))
     flat = repr(material)
     for absent in ("min_seconds", "pause_after", "id", "sample_rate", "loudness", "fps"):
         assert f"'{absent}'" not in flat
@@ -132,7 +140,10 @@ def test_emulated_polly_never_shares_a_key_with_real_polly(monkeypatch: pytest.M
     for mode in ("local", "real"):
         monkeypatch.setenv("NARRATE_AWS", mode)
         get_settings.cache_clear()
-        materials[mode], keys[mode] = cache.cache_key_material(TEXT, matthew, GEN), key(voice=matthew)
+        materials[mode], keys[mode] = (
+            cache.cache_key_material(TEXT, matthew, GEN, identity(matthew)),
+            key(voice=matthew),
+        )
     assert keys["local"] != keys["real"]
     assert materials["local"]["voice"]["emulated"] and not materials["real"]["voice"]["emulated"]
     models = (materials["local"]["model_id"], materials["real"]["model_id"])

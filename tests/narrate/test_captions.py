@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 
-from narrate.captions import Cue, segment_cues, split_caption_text, to_srt, to_vtt
+from narrate.track.captions import Cue, segment_cues, split_caption_text, to_srt, to_vtt
 
 RATE = 24000
 SRT_TIME = r"(\d\d):(\d\d):(\d\d),(\d\d\d)"

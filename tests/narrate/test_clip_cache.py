@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from narrate.cache import ABANDONED_WRITE_SECONDS, ClipCache
+from narrate.synthesis.cache import ABANDONED_WRITE_SECONDS, ClipCache
 
 KEY = "ab" + "0" * 62
 

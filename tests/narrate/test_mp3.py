@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from narrate.errors import AssemblyError
-from narrate.mp3 import Mp3Encoder, ffmpeg_exe
+from narrate.track.mp3 import Mp3Encoder, ffmpeg_exe
 from narrate.video.ffmpeg import Ffmpeg, decode_audio, describe, file_metadata
 
 RATE = 24000

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from narrate.package import IMAGE_PROVIDES, _target_options, build_model_package
+from narrate.aws.package import IMAGE_PROVIDES, build_model_package, target_options
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def _resolve_offline(code: Path, image: Path) -> subprocess.CompletedProcess[str
         # pip before 24 checks Requires-Python of --find-links files against the running interpreter
         # despite --python-version; the wheel tags still pin every binary to cp312.
         "--ignore-requires-python",
-        "--target", str(image / "target"), *_target_options(), "--find-links", str(image),
+        "--target", str(image / "target"), *target_options(), "--find-links", str(image),
         "-r", str(code / "requirements.txt"),
     ]  # fmt: skip
     return subprocess.run(command, capture_output=True, text=True, check=False, cwd="/")

@@ -15,21 +15,26 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
+from model_server.config import ServerConfig
+from model_server.protocol import SegmentRequest
 from narrate.endpoints import SynthesisJob
 from narrate.endpoints.polly import PollyEndpoint
 from narrate.errors import SegmentRejected, TransientSynthesisError
-from narrate.polly import (
+from narrate.script import PollyVoice
+from narrate.settings import get_settings
+from narrate.synthesis.polly_speech import (
     EMULATED_HEADER,
     MAX_BILLED_CHARS,
+    PollyBatchRequest,
     PollyRequest,
+    PollyVoiceRequest,
     billed_chars,
     decode_pcm,
     plain_text,
     split_for_polly,
     synthesize,
 )
-from narrate.responses import parse_batch_output
-from narrate.script import PollyVoice
+from narrate.synthesis.responses import parse_batch_output
 from tasks.synthesis import EXPECTED_RATES, validate_clip
 
 
@@ -190,15 +195,10 @@ def test_throttles_and_server_failures_are_transient(polly: Any, code: str, stat
 
 
 def job(*texts: str, emulated: bool = False) -> SynthesisJob:
-    voice = {"mode": "polly", "voice_id": "Matthew", "engine": "neural", "language_code": None,
-             "text_type": "text", "emulated": emulated}  # fmt: skip
-    segments = [{"id": f"s{i}", "text": t} for i, t in enumerate(texts)]
-    return SynthesisJob(
-        request_id="r1",
-        payload={"voice": voice, "segments": segments, "generation": {}},
-        segment_ids=tuple(s["id"] for s in segments),
-        cache_keys={s["id"]: "0" * 64 for s in segments},
-    )
+    voice = PollyVoiceRequest(voice_id="Matthew", engine="neural", emulated=emulated)
+    segments = [SegmentRequest(id=f"s{i}", text=t) for i, t in enumerate(texts)]
+    request = PollyBatchRequest(voice=voice, segments=segments)
+    return SynthesisJob("r1", request, {s.id: "0" * 64 for s in segments})
 
 
 def run_endpoint(endpoint: PollyEndpoint, synthesis: SynthesisJob) -> dict[str, Any]:
@@ -244,9 +244,11 @@ def test_emulated_audio_never_passes_for_real_polly_or_back(
 
 
 def test_the_voice_request_carries_what_the_endpoint_needs() -> None:
-    from narrate.payloads import voice_request
+    from narrate.synthesis.requests import model_identity, voice_request
 
-    request = voice_request(PollyVoice(voice_id="Joanna", polly_engine="standard", language_code="en-US"))
+    voice = PollyVoice(voice_id="Joanna", polly_engine="standard", language_code="en-US")
+    identity = model_identity(voice, ServerConfig(), get_settings().aws)
+    request = voice_request(voice, identity).model_dump()
     assert request == {
         "mode": "polly",
         "voice_id": "Joanna",

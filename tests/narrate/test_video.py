@@ -11,13 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from narrate.demo_video import make_demo_video, read_frame_number
+from model_server.config import ServerConfig
 from narrate.errors import MarksError, VideoDriftError, VideoError
 from narrate.script import NarrationScript
-from narrate.timeline import Timeline
+from narrate.synthesis.requests import model_identity
+from narrate.track.timeline import Timeline
 from narrate.video import (
     EncodeSettings,
     Ffmpeg,
+    RetimeInputs,
     RetimeResult,
     VideoProgress,
     action_seconds,
@@ -25,8 +27,9 @@ from narrate.video import (
     parse_marks,
     retime_video,
 )
+from narrate.video.demo import make_demo_video, read_frame_number
 from narrate.video.ffmpeg import decode_audio, file_metadata, stream_codecs
-from tasks.assembly import _write_staged, build_track
+from tasks.assembly import TrackPlan, build_track, write_staged
 from tasks.script import PlannedSegment
 
 FPS = Fraction(30000, 1001)
@@ -86,9 +89,10 @@ def narration_files(folder: Path, scene_seconds: list[float]) -> tuple[Timeline,
     )
     plan = [PlannedSegment(s.id, s.text, f"{n:064x}") for n, s in enumerate(narration.segments)]
     clips = [(tone(0.4, 440 + 110 * n), RATE) for n in range(len(IDS))]
-    assembled = build_track(narration, plan, clips, set())
+    track = TrackPlan(narration, plan, model_identity(narration.voice, ServerConfig(), "local"))
+    assembled = build_track(track, clips)
     folder.mkdir(parents=True, exist_ok=True)
-    staged = _write_staged(folder, narration, assembled)
+    staged = write_staged(folder, track, assembled)
     return assembled.timeline, staged["wav"], staged["vtt"]
 
 
@@ -147,7 +151,9 @@ def test_scenes_longer_and_shorter_than_narration(
     timeline, wav, vtt = narration_files(tmp_path / "a", VOICE_A)
     steps: list[VideoProgress] = []
     out = tmp_path / "out" / "demo.mp4"
-    result = retime_video(video, marks_file, timeline, wav, vtt, out, steps.append, FAST, ffmpeg)
+    result = retime_video(
+        RetimeInputs(video, marks_file, timeline, wav, vtt), out, steps.append, FAST, ffmpeg
+    )
     assert_consistent(ffmpeg, result, timeline)
     # (source start, source frames shown, frozen, trimmed): marks at 0, 2, 3, 5 s are frames 0, 60, 90,
     # 150 at 29.97 fps; "open" and "click" lose trailing hold, "type" and "close" freeze their last frame.
@@ -170,7 +176,7 @@ def test_two_voices_from_one_recording(recording: tuple[Path, Path], tmp_path: P
         timeline, wav, srt = narration_files(tmp_path / name, lengths)
         srt = wav.with_name("captions.srt")  # SRT for one voice, WebVTT for the other
         result = retime_video(
-            video, marks_file, timeline, wav, srt, tmp_path / f"{name}.mp4", None, FAST, ffmpeg
+            RetimeInputs(video, marks_file, timeline, wav, srt), tmp_path / f"{name}.mp4", None, FAST, ffmpeg
         )
         assert_consistent(ffmpeg, result, timeline)
         results[name] = result
@@ -186,7 +192,9 @@ def test_mpeg4_when_the_binary_has_no_libx264(
     video, marks_file = recording
     timeline, wav, vtt = narration_files(tmp_path / "b", VOICE_B)
     settings = EncodeSettings(video_encoder="mpeg4")
-    result = retime_video(video, marks_file, timeline, wav, vtt, tmp_path / "b.mp4", None, settings, ffmpeg)
+    result = retime_video(
+        RetimeInputs(video, marks_file, timeline, wav, vtt), tmp_path / "b.mp4", None, settings, ffmpeg
+    )
     assert result.video_encoder == "mpeg4"
     assert_consistent(ffmpeg, result, timeline)
 
@@ -201,7 +209,9 @@ def test_a_source_whose_audio_outlasts_its_video_freezes_the_last_scene(
                 "-t", "7", "-c:v", "copy", "-c:a", "aac", str(longer)], "add audio")  # fmt: skip
     marks = load_marks(marks_file, IDS).model_copy(update={"end_seconds": None})
     timeline, wav, vtt = narration_files(tmp_path / "a", VOICE_A)
-    result = retime_video(longer, marks, timeline, wav, vtt, tmp_path / "a.mp4", None, FAST, ffmpeg)
+    result = retime_video(
+        RetimeInputs(longer, marks, timeline, wav, vtt), tmp_path / "a.mp4", None, FAST, ffmpeg
+    )
     close = result.scenes[-1]
     assert (close.source_frames_used, close.freeze_frames) == (30, 15)  # 6 s of frames, not 7
     assert_consistent(ffmpeg, result, timeline)
@@ -221,7 +231,7 @@ def test_drift_is_caught_and_nothing_is_published(recording: tuple[Path, Path], 
     timeline, wav, vtt = narration_files(tmp_path / "a", VOICE_A)
     out = tmp_path / "out" / "demo.mp4"
     with pytest.raises(VideoDriftError, match=r"scene 'click'.*drift"):
-        retime_video(video, marks_file, timeline, wav, vtt, out, None, FAST, DroppingFfmpeg())
+        retime_video(RetimeInputs(video, marks_file, timeline, wav, vtt), out, None, FAST, DroppingFfmpeg())
     assert list(out.parent.iterdir()) == []  # no MP4, no temporary file, no work folder
 
 
@@ -231,7 +241,9 @@ def test_narration_shorter_than_the_action_names_the_scene(
     video, marks_file = recording
     timeline, wav, vtt = narration_files(tmp_path / "a", [1.2, 0.6, 1.5, 1.5])  # "type" is 1 s of action
     with pytest.raises(VideoError, match=r"scene 'type': its action lasts 30 frames .* set min_seconds"):
-        retime_video(video, marks_file, timeline, wav, vtt, tmp_path / "x.mp4", None, FAST, ffmpeg)
+        retime_video(
+            RetimeInputs(video, marks_file, timeline, wav, vtt), tmp_path / "x.mp4", None, FAST, ffmpeg
+        )
     assert not (tmp_path / "x.mp4").exists()
 
 

@@ -10,18 +10,21 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from narrate.audio import integrated_loudness, prepare_clip, true_peak_dbtp
+from model_server.config import ServerConfig
 from narrate.errors import AssemblyError
 from narrate.script import NarrationScript
-from narrate.timeline import first_frame_at_or_after, frame_start_sample, layout_scenes
+from narrate.synthesis.requests import model_identity
+from narrate.track.audio import integrated_loudness, prepare_clip, true_peak_dbtp
+from narrate.track.timeline import first_frame_at_or_after, frame_start_sample, layout_scenes
 from narrate.video.ffmpeg import Ffmpeg, decode_audio, file_metadata
 from tasks.assembly import (
     LARGE_TRACK_SAMPLES,
-    _write_staged,
+    TrackPlan,
     build_track,
     check_no_drift,
     mp3_encoder,
     normalise,
+    write_staged,
     zeroed_track,
 )
 from tasks.script import PlannedSegment
@@ -58,6 +61,11 @@ def script(n: int, **output: object) -> NarrationScript:
 
 def plan(narration: NarrationScript) -> list[PlannedSegment]:
     return [PlannedSegment(s.id, s.text, f"{i:064x}") for i, s in enumerate(narration.segments)]
+
+
+def track(narration: NarrationScript) -> TrackPlan:
+    identity = model_identity(narration.voice, ServerConfig(), "local")
+    return TrackPlan(narration, plan(narration), identity)
 
 
 def test_layout_exact_positions_at_30_fps() -> None:
@@ -104,7 +112,7 @@ def test_no_drift_over_500_segments_at_ntsc_rate() -> None:
 def test_track_matches_timeline_and_real_clips(tmp_path: Path) -> None:
     narration = script(12)
     raw = [(speechlike(0.4 + 0.1 * i, i, 22050), 22050) for i in range(12)]
-    assembled = build_track(narration, plan(narration), raw, set())
+    assembled = build_track(track(narration), raw)
     timeline = assembled.timeline
     expected = [len(prepare_clip(a, r, RATE)) for a, r in raw]
     assert [s.clip_samples for s in timeline.segments] == expected
@@ -113,7 +121,7 @@ def test_track_matches_timeline_and_real_clips(tmp_path: Path) -> None:
         assert segment.start_sample == position
         position += segment.clip_samples + segment.padding_samples
     assert position == timeline.total_samples == len(assembled.track)
-    staged = _write_staged(tmp_path, narration, assembled)
+    staged = write_staged(tmp_path, track(narration), assembled)
     check_no_drift(timeline, assembled.clips, staged["wav"])
     written = json.loads(staged["timeline"].read_text())
     assert written["segments"][3]["start_sample"] == timeline.segments[3].start_sample
@@ -125,8 +133,8 @@ def test_track_matches_timeline_and_real_clips(tmp_path: Path) -> None:
 def test_drift_check_catches_a_moved_clip(tmp_path: Path) -> None:
     narration = script(3)
     raw = [(speechlike(0.5, i), RATE) for i in range(3)]
-    assembled = build_track(narration, plan(narration), raw, set())
-    staged = _write_staged(tmp_path, narration, assembled)
+    assembled = build_track(track(narration), raw)
+    staged = write_staged(tmp_path, track(narration), assembled)
     audio, _ = sf.read(staged["wav"], dtype="float32")
     shifted = np.roll(audio, 1)
     sf.write(staged["wav"], shifted, RATE, subtype="PCM_16")
@@ -141,8 +149,8 @@ def test_drift_check_catches_a_moved_clip(tmp_path: Path) -> None:
 def test_loudness_within_half_an_lu_and_peak_under_ceiling(tmp_path: Path, target: float) -> None:
     narration = script(10, loudness_lufs=target)
     raw = [(speechlike(1.0, i) * (0.2 + 0.3 * (i % 2)), RATE) for i in range(10)]
-    assembled = build_track(narration, plan(narration), raw, set())
-    staged = _write_staged(tmp_path, narration, assembled)
+    assembled = build_track(track(narration), raw)
+    staged = write_staged(tmp_path, track(narration), assembled)
     audio, _ = sf.read(staged["wav"], dtype="float32")
     assert abs(integrated_loudness(audio, RATE) - target) <= 0.5
     assert true_peak_dbtp(audio) <= -1.0 + 0.05
@@ -153,7 +161,7 @@ def test_true_peak_ceiling_wins_over_the_target(tmp_path: Path) -> None:
     clicks = np.zeros(RATE * 3, dtype=np.float32)
     clicks[::4800] = 0.9
     narration = script(1, loudness_lufs=-10.0)
-    assembled = build_track(narration, plan(narration), [(clicks + speechlike(3, 1) * 0.01, RATE)], set())
+    assembled = build_track(track(narration), [(clicks + speechlike(3, 1) * 0.01, RATE)])
     assert assembled.timeline.loudness.peak_limited
     assert true_peak_dbtp(assembled.track) <= -1.0 + 0.05
 
@@ -169,8 +177,8 @@ def test_trim_removes_silence_and_keeps_speech() -> None:
 def test_mp3_is_the_staged_track_with_the_disclosure(tmp_path: Path) -> None:
     narration = script(4, formats=["wav", "mp3"])
     raw = [(speechlike(0.6, i), RATE) for i in range(4)]
-    assembled = build_track(narration, plan(narration), raw, set())
-    staged = _write_staged(tmp_path, narration, assembled)
+    assembled = build_track(track(narration), raw)
+    staged = write_staged(tmp_path, track(narration), assembled)
     assert list(staged)[-1] == "timeline"  # moved into place last
     ff = Ffmpeg()
     decoded = decode_audio(ff, staged["mp3"], RATE)
@@ -185,11 +193,11 @@ def test_mp3_started_at_the_loudness_gain_is_redone_when_the_ceiling_lowers_it(t
     narration = script(1, loudness_lufs=-10.0, formats=["wav", "mp3"])
     staging = tmp_path / "staging"
     staging.mkdir()
-    with mp3_encoder(staging, narration) as mp3:
+    with mp3_encoder(staging, track(narration)) as mp3:
         assert mp3 is not None
         raw = [(clicks + speechlike(3, 1) * 0.01, RATE)]
-        assembled = build_track(narration, plan(narration), raw, set(), mp3)
-        staged = _write_staged(staging, narration, assembled, mp3)
+        assembled = build_track(track(narration), raw, mp3)
+        staged = write_staged(staging, track(narration), assembled, mp3)
     loudness = assembled.timeline.loudness
     assert loudness.peak_limited and loudness.true_peak_dbtp == -1.0
     assert true_peak_dbtp(assembled.track) == pytest.approx(-1.0, abs=1e-4)

@@ -16,7 +16,7 @@ from typing import IO
 import numpy as np
 
 from narrate.errors import AssemblyError
-from narrate.storage import write_atomic
+from narrate.files import write_atomic
 
 # VBR level 0 with LAME's algorithm quality 7 (no noise-shaping search): on speech at 24 kHz a higher
 # SNR at a lower bitrate than the former -q:a 2 at LAME's default algorithm, in 63 % of its time

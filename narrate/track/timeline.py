@@ -13,7 +13,7 @@ from fractions import Fraction
 
 from pydantic import BaseModel
 
-from narrate.audio import LoudnessResult
+from narrate.track.audio import LoudnessResult
 
 
 def seconds_to_samples(seconds: float, sample_rate: int) -> int:

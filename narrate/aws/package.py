@@ -33,7 +33,7 @@ from packaging.utils import canonicalize_name
 
 import model_server
 from narrate.errors import ConfigError
-from narrate.storage import write_atomic
+from narrate.files import write_atomic
 
 CONTAINER_PYTHON = "3.12"  # the Hugging Face PyTorch inference image's interpreter
 CONTAINER_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
@@ -105,7 +105,7 @@ def container_wheels() -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=folder.parent))
     try:
         pins = resolve_pins(staging)
-        _pip("download", "--no-deps", "--dest", str(staging), *_target_options(), *pins)
+        _pip("download", "--no-deps", "--dest", str(staging), *target_options(), *pins)
         _pip("wheel", "--no-deps", "--wheel-dir", str(staging), *SOURCE_ONLY)
         (staging / "report.json").unlink()
         (staging / "pins.txt").write_text("\n".join([*pins, *SOURCE_ONLY]) + "\n")
@@ -121,7 +121,7 @@ def resolve_pins(scratch: Path) -> list[str]:
     report = scratch / "report.json"
     _pip(
         "install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report),
-        "--target", str(scratch / "target"), *_target_options(), *IMAGE_PROVIDES, *HANDLER_REQUIREMENTS,
+        "--target", str(scratch / "target"), *target_options(), *IMAGE_PROVIDES, *HANDLER_REQUIREMENTS,
     )  # fmt: skip
     installs = json.loads(report.read_text())["install"]
     return vendored_pins(installs, [Requirement(r).name for r in (*HANDLER_REQUIREMENTS, *SOURCE_ONLY)])
@@ -174,7 +174,7 @@ def _container_environment() -> dict[str, str]:
     return environment
 
 
-def _target_options() -> list[str]:
+def target_options() -> list[str]:
     platforms = [option for p in CONTAINER_PLATFORMS for option in ("--platform", p)]
     return [
         "--only-binary=:all:", *platforms, "--python-version", CONTAINER_PYTHON, "--implementation", "cp",

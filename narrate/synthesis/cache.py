@@ -18,31 +18,35 @@ import numpy as np
 import soundfile as sf
 
 from model_server import HANDLER_VERSION
-from narrate.payloads import generation_sound_fields, model_identity, voice_sound_fields
+from narrate.files import write_bytes_atomic, write_json_atomic
 from narrate.script import Engine, GenerationSettings, Voice, normalize_text
-from narrate.storage import write_bytes_atomic, write_json_atomic
+from narrate.synthesis.requests import ModelIdentity, generation_sound_fields, voice_sound_fields
 
 CACHE_KEY_VERSION = 1
 # A clip is written in milliseconds: a temporary file older than this is a dead writer's.
 ABANDONED_WRITE_SECONDS = 3600
 
 
-def cache_key_material(text: str, voice: Voice, generation: GenerationSettings) -> dict[str, Any]:
-    identity = model_identity(voice)
+def cache_key_material(
+    text: str, voice: Voice, generation: GenerationSettings, identity: ModelIdentity
+) -> dict[str, Any]:
+    """What the key hashes; ``identity`` is the model that speaks ``voice`` in this render."""
     return {
         "cache_key_version": CACHE_KEY_VERSION,
         "text": normalize_text(text),
         "engine": voice.engine.value,
         "model_id": identity.model_id,
         "model_revision": identity.revision,
-        "voice": voice_sound_fields(voice),
+        "voice": voice_sound_fields(voice, identity),
         "generation": generation_sound_fields(voice, generation),
         "handler_version": None if voice.engine is Engine.POLLY else HANDLER_VERSION,
     }
 
 
-def segment_cache_key(text: str, voice: Voice, generation: GenerationSettings) -> str:
-    material = cache_key_material(text, voice, generation)
+def segment_cache_key(
+    text: str, voice: Voice, generation: GenerationSettings, identity: ModelIdentity
+) -> str:
+    material = cache_key_material(text, voice, generation, identity)
     canonical = json.dumps(material, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

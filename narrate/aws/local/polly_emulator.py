@@ -18,8 +18,7 @@ from xml.etree import ElementTree
 import numpy as np
 
 from model_server.voices import DEV_VOICES, normalize_language
-from narrate.audio import resample
-from narrate.polly import (
+from narrate.synthesis.polly_speech import (
     EMULATED_HEADER,
     EMULATION_NOTE,
     MAX_BILLED_CHARS,
@@ -28,8 +27,9 @@ from narrate.polly import (
     billed_chars,
     plain_text,
 )
+from narrate.track.audio import resample
 
-log = logging.getLogger("narrate.localaws")
+log = logging.getLogger("narrate.aws.local")
 
 PCM_RATES = ("8000", "16000")
 DEV_RATE_WPM = 165

@@ -55,7 +55,7 @@ def render_slot(endpoint_name: str) -> Iterator[None]:
     from prefect.concurrency.sync import concurrency
 
     name = slot_name(endpoint_name)
-    _ensure_limit(name)
+    ensure_limit(name)
     run_logger().info("waiting for the endpoint's render slot %s", name)
     watch = SlotWatch()
     while True:
@@ -115,7 +115,7 @@ def free_if_abandoned(endpoint_name: str, watch: SlotWatch) -> bool:
     return True
 
 
-def _ensure_limit(name: str) -> None:
+def ensure_limit(name: str) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 
@@ -155,12 +155,12 @@ def _heartbeat(endpoint_name: str) -> Iterator[None]:
         stop.set()
         thread.join(timeout=0.2)  # a beat stuck in the client's retries (503s, backoff) finishes alone
         forget = threading.Thread(
-            target=_forget, args=(variable, holder), name="render-slot-forget", daemon=True
+            target=forget_beat, args=(variable, holder), name="render-slot-forget", daemon=True
         )
         forget.start()
 
 
-def _forget(variable: str, holder: dict[str, Any]) -> None:
+def forget_beat(variable: str, holder: dict[str, Any]) -> None:
     """Remove this holder's beat, unless the next holder's has replaced it (best effort: a beat left
     behind is handled by the waiters' second look)."""
     from prefect.variables import Variable

@@ -11,19 +11,20 @@ import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    NoCredentialsError,
-    PartialCredentialsError,
-    ReadTimeoutError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+from pydantic import BaseModel, ConfigDict
 
-from narrate.errors import SegmentRejected, SynthesisError, TransientSynthesisError
+from model_server.protocol import GenerationRequest, SegmentRequest
+from narrate.errors import (
+    SegmentRejected,
+    SynthesisError,
+    TransientSynthesisError,
+    is_auth_error,
+    is_transient,
+)
 
 # SynthesizeSpeech takes at most 6000 characters per request, of which at most 3000 billed; SSML tags
 # are not billed (botocore's Polly model, TextLengthExceededException:
@@ -39,14 +40,6 @@ PCM_DTYPE = np.dtype("<i2")
 EMULATED_HEADER = "x-narrate-emulated"
 EMULATION_NOTE = "polly served by the dev voice on the embedded AWS"
 
-_TRANSIENT_CODES = frozenset(
-    {"ThrottlingException", "Throttling", "TooManyRequestsException", "ServiceFailureException",
-     "ServiceUnavailable", "ServiceUnavailableException", "InternalFailure", "RequestTimeout"}
-)  # fmt: skip
-_AUTH_CODES = frozenset(
-    {"AccessDeniedException", "AccessDenied", "UnrecognizedClientException", "InvalidSignatureException",
-     "ExpiredTokenException", "InvalidClientTokenId", "SignatureDoesNotMatch"}
-)  # fmt: skip
 _TAG = re.compile(r"<[^>]*>")
 # A sentence ends at . ! ? or an ellipsis (and any closing quotes or brackets) before a space, or at a
 # CJK full stop, which needs none; the boundary's whitespace goes, its punctuation stays.
@@ -59,16 +52,38 @@ _SPACE = re.compile(r"\s+")
 
 @dataclass(frozen=True)
 class PollyRequest:
-    """The voice half of a SynthesizeSpeech call, as narrate's ``voice`` payload carries it."""
+    """The voice half of a SynthesizeSpeech call."""
 
     voice_id: str
     engine: str = "neural"
     language_code: str | None = None
     text_type: str = "text"  # "text" or "ssml"
 
-    @classmethod
-    def from_payload(cls, voice: dict[str, Any]) -> PollyRequest:
-        return cls(voice["voice_id"], voice["engine"], voice.get("language_code"), voice["text_type"])
+
+class PollyVoiceRequest(BaseModel):
+    """A Polly voice as a synthesis job carries it (mode ``polly``, which the handler refuses)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["polly"] = "polly"
+    voice_id: str
+    engine: str = "neural"
+    language_code: str | None = None
+    text_type: Literal["text", "ssml"] = "text"
+    emulated: bool = False  # the render expects local mode's stand-in, not Amazon Polly
+
+    def call(self) -> PollyRequest:
+        return PollyRequest(self.voice_id, self.engine, self.language_code, self.text_type)
+
+
+class PollyBatchRequest(BaseModel):
+    """A batch for Amazon Polly, shaped like the handler's batch request."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    voice: PollyVoiceRequest
+    segments: list[SegmentRequest]
+    generation: GenerationRequest = GenerationRequest()
 
 
 @dataclass(frozen=True)
@@ -281,14 +296,12 @@ def polly_error(exc: Exception, request: PollyRequest) -> SynthesisError:
             "Amazon Polly needs real AWS credentials (boto3's usual chain) and NARRATE_AWS=real; "
             "local mode serves Polly voices with the dev voice instead"
         )
-    if isinstance(exc, BotoConnectionError | ReadTimeoutError):
-        return TransientSynthesisError(f"Polly did not answer: {exc}")
     if not isinstance(exc, ClientError):
-        return TransientSynthesisError(f"Polly call failed: {exc.__class__.__name__}: {exc}")
+        return TransientSynthesisError(f"Polly did not answer: {exc}")
     error = exc.response.get("Error", {})
     code, message = str(error.get("Code", "")), str(error.get("Message", "")).strip()[:300]
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    if code in _TRANSIENT_CODES or status >= 500 or status == 429:
+    if is_transient(exc):
         return TransientSynthesisError(f"Polly {code or status}: {message}")
     if code == "EngineNotSupportedException" or "'engine'" in message.lower():
         return SegmentRejected(
@@ -316,7 +329,7 @@ def polly_error(exc: Exception, request: PollyRequest) -> SynthesisError:
         return SegmentRejected(
             f"text: Polly says a request is too long ({message}); split the segment into shorter ones"
         )
-    if code in _AUTH_CODES:
+    if is_auth_error(exc):
         return SegmentRejected(
             f"AWS refused the Polly call ({code}: {message}); give the caller polly:SynthesizeSpeech "
             "(see `narrate iam-policy`) and valid credentials"

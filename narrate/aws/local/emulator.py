@@ -3,11 +3,9 @@
 For each endpoint created in the embedded AWS it keeps simulated instances and a request queue, and
 every tick (a tenth of a second) it:
 
-1. applies the registered autoscaling rules, read through the public Application Auto Scaling and
-   CloudWatch APIs: MinCapacity/MaxCapacity bounds; the ``HasBacklogWithoutCapacity`` alarm fires
-   its step policy after the alarm's evaluation periods; target tracking on
-   ``ApproximateBacklogSizePerInstance`` scales out only from a running instance (so alone it never
-   wakes an endpoint at zero) and scales in after its cooldown;
+1. applies the registered autoscaling rules (:mod:`narrate.aws.local.autoscaling`): the bounds, the
+   ``HasBacklogWithoutCapacity`` alarm and its step policy, target tracking (which alone never wakes
+   an endpoint at zero), and due scheduled actions;
 2. launches instances up to the desired count (each is in service after the cold start: launch plus
    ``model_fn``) and retires idle ones above it;
 3. dispatches queued requests to free slots (``MaxConcurrentInvocationsPerInstance`` per instance),
@@ -15,6 +13,7 @@ every tick (a tenth of a second) it:
    output or failure object to the endpoint configuration's S3 paths and notifying SNS.
 
 Autoscaling periods and cooldowns are multiplied by ``time_scale`` so tests can run them in seconds.
+The faults tests inject are :mod:`narrate.aws.local.faults`.
 Instance time is accounted per endpoint as SageMaker bills it, each instance from its launch to its
 release (:meth:`AsyncEndpointEmulator.instance_seconds`).
 """
@@ -26,21 +25,29 @@ import logging
 import threading
 import time
 import uuid
-from collections import Counter, deque
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
 
 from model_server.config import ServerConfig
-from narrate.endpoints.sagemaker import split_s3
+from narrate.aws.local.autoscaling import (
+    VARIANT,
+    AutoscalingRules,
+    Load,
+    RuleBook,
+    desired_capacity,
+    run_due_scheduled_actions,
+    scalable_target,
+)
+from narrate.aws.local.faults import Faults
+from narrate.aws.local.state import SimEndpoint, SimInstance, SimRequest
+from narrate.aws.s3 import split_s3
 
-log = logging.getLogger("narrate.localaws")
+log = logging.getLogger("narrate.aws.local")
 
-VARIANT = "AllTraffic"
 DEFAULT_TTL_SECONDS = 21600
 DEFAULT_INVOCATION_TIMEOUT_SECONDS = 900
 
@@ -55,73 +62,8 @@ class EmulatorOptions:
     time_scale: float = 1.0  # multiplies alarm periods, cooldowns, request TTLs and invocation timeouts
     invocation_seconds: float = 0.0  # simulated accelerator time added to every invocation
     tick_seconds: float = 0.1
-    # Fault injection across processes (a served flow run starts its own embedded AWS): a JSON file
-    # {"fail_segments_once": [ids]}; each listed segment's next output carries an error instead.
+    # Faults for a render in another process (see narrate.aws.local.faults); tests only.
     fault_file: str | None = None
-
-
-def at_expression_time(schedule: str) -> datetime | None:
-    """The UTC time of a one-time ``at(yyyy-mm-ddThh:mm:ss)`` schedule; None for cron/rate ones."""
-    if not (schedule.startswith("at(") and schedule.endswith(")")):
-        return None
-    return datetime.fromisoformat(schedule[3:-1]).replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class AutoscalingRules:
-    target: dict[str, Any] | None
-    policies: list[dict[str, Any]]
-    alarms: list[dict[str, Any]]
-
-
-@dataclass
-class SimRequest:
-    inference_id: str
-    input_location: str
-    content_type: str
-    accept: str
-    output_location: str
-    failure_location: str
-    enqueued_at: float
-    ttl_seconds: float
-    invocation_timeout_seconds: float
-
-
-@dataclass
-class SimInstance:
-    instance_id: str
-    launched_at: float
-    ready_at: float
-    model: Any = None
-    busy: int = 0
-    retiring: bool = False
-
-    def in_service(self, now: float) -> bool:
-        return self.model is not None and now >= self.ready_at
-
-
-@dataclass
-class SimEndpoint:
-    name: str
-    moto_endpoint: Any
-    backend: Any
-    instances: list[SimInstance] = field(default_factory=list)
-    queue: deque[SimRequest] = field(default_factory=deque)
-    in_flight: int = 0
-    created: bool = True  # still creating its first instance
-    backlog_without_capacity_since: float | None = None
-    idle_since: float | None = None
-    last_step_scaling: float = -1e9
-    last_scale_out: float = -1e9
-    container_failing: bool = False  # its container failed to start: no more launches (as AWS gives up)
-
-    @property
-    def variant(self) -> dict[str, Any]:
-        return self.moto_endpoint.production_variants[0]
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return self.backend.describe_endpoint_config(self.moto_endpoint.endpoint_config_name)
 
 
 class AsyncEndpointEmulator:
@@ -138,13 +80,10 @@ class AsyncEndpointEmulator:
             for name in ("s3", "application-autoscaling", "cloudwatch", "sns")
         }
         self._endpoints: dict[str, SimEndpoint] = {}
-        self._throttle_remaining = 0
-        self._segment_faults: dict[str, str] = {}
-        self._output_faults: list[str] = []
+        self.faults = Faults(options.fault_file)
         self.synthesised: Counter[str] = Counter()  # segment id -> times the handler was asked for it
         self.launches: Counter[str] = Counter()  # endpoint name -> instances launched (cold starts)
         self._released_seconds: Counter[str] = Counter()  # endpoint name -> launch-to-release seconds
-        self._capacity_withheld = False
         self._scheduled_actions_run: set[tuple[str, str]] = set()
         self._lock = threading.RLock()
         self.lock = self._lock  # held by moto's request threads while they change endpoint state
@@ -185,7 +124,7 @@ class AsyncEndpointEmulator:
     def update_endpoint(self, backend: Any, endpoint_name: str, config_name: str) -> str:
         from moto.sagemaker.models import ValidationError
 
-        autoscaled = self._scalable_target(endpoint_name) is not None
+        autoscaled = scalable_target(self._clients["application-autoscaling"], endpoint_name) is not None
         with self._lock:
             endpoint = self._endpoints.get(endpoint_name)
             if endpoint is None:
@@ -215,7 +154,7 @@ class AsyncEndpointEmulator:
     def withhold_capacity(self, withhold: bool) -> None:
         """Fault injection: no instance launches (as when the region has no capacity of the type)."""
         with self._lock:
-            self._capacity_withheld = withhold
+            self.faults.capacity_withheld = withhold
         self.wake_up()
 
     def set_invocation_seconds(self, seconds: float) -> None:
@@ -230,62 +169,21 @@ class AsyncEndpointEmulator:
 
     def throttle_next_invocations(self, count: int) -> None:
         """Fault injection: answer the next ``count`` invocations with ThrottlingException."""
-        with self._lock:
-            self._throttle_remaining = count
+        self.faults.throttle_next(count)
 
     def fail_segments_once(self, segment_ids: set[str], message: str = "injected fault") -> None:
         """Fault injection: the next output of each of these segments carries a final error instead."""
-        with self._lock:
-            self._segment_faults.update(dict.fromkeys(segment_ids, message))
+        self.faults.fail_segments_once(segment_ids, message)
 
     def damage_next_outputs(self, count: int, how: str) -> None:
         """Fault injection on the next ``count`` outputs: ``drop`` (never written), ``truncate`` (the
         first half of the body) or ``not-audio`` (every segment's audio replaced by other bytes)."""
-        if how not in {"drop", "truncate", "not-audio"}:
-            raise ValueError(how)
-        with self._lock:
-            self._output_faults = [how] * count
-
-    def _damage(self, body: bytes) -> bytes | None:
-        with self._lock:
-            how = self._output_faults.pop(0) if self._output_faults else None
-        if how == "drop":
-            return None
-        if how == "truncate":
-            return body[: len(body) // 2]
-        if how == "not-audio":
-            data = json.loads(body)
-            for entry in data.get("segments", []):
-                if entry.get("audio_base64"):
-                    entry["audio_base64"] = "bm90IGEgd2F2IGZpbGU="  # "not a wav file"
-            return json.dumps(data).encode()
-        return body
-
-    def _load_fault_file(self) -> None:
-        path = Path(self.options.fault_file) if self.options.fault_file else None
-        if path is None or not path.is_file():
-            return
-        with self._lock:
-            ids = json.loads(path.read_text() or "{}").get("fail_segments_once", [])
-            path.unlink()  # consumed: "once"
-            self._segment_faults.update(dict.fromkeys(ids, "injected fault"))
-
-    def _inject_segment_faults(self, output: str | bytes) -> str | bytes:
-        data = json.loads(output)
-        with self._lock:
-            for entry in data.get("segments", []):
-                message = self._segment_faults.pop(entry["id"], None)
-                if message:
-                    segment_id = entry["id"]
-                    entry.clear()
-                    entry.update(id=segment_id, error=message, retryable=False)
-        return json.dumps(data)
+        self.faults.damage_next_outputs(count, how)
 
     def enqueue(self, endpoint_name: str, headers: dict[str, str]) -> dict[str, str]:
+        if self.faults.take_throttle():
+            raise ThrottledError("Rate exceeded")
         with self._lock:
-            if self._throttle_remaining > 0:
-                self._throttle_remaining -= 1
-                raise ThrottledError("Rate exceeded")
             endpoint = self._endpoints.get(endpoint_name)
             if endpoint is None:
                 raise LookupError(f"Endpoint {endpoint_name} of account 123456789012 not found.")
@@ -355,150 +253,40 @@ class AsyncEndpointEmulator:
                 log.exception("local async endpoint tick failed")
 
     def tick(self) -> None:
+        autoscaling = self._clients["application-autoscaling"]
+        run_due_scheduled_actions(autoscaling, self._scheduled_actions_run)  # outside the lock: it calls moto
+        # Rules are read and applied under one lock hold: a capacity change from a moto request thread
+        # (which takes this lock) lands wholly before or after, never on stale rules. Safe from
+        # deadlock: the moto server is threaded and describe calls never take the lock.
         with self._lock:
-            endpoints = list(self._endpoints.items())
-        for name, endpoint in endpoints:
-            self._run_due_scheduled_actions(name)  # outside the lock: it calls moto like AWS would
-            # Rules are read and applied under one lock hold: a capacity change from a moto request
-            # thread (which takes this lock) lands wholly before or after, never on stale rules.
-            # Safe from deadlock: the moto server is threaded and describe calls never take the lock.
-            with self._lock:
-                rules = self._read_rules(name)
-                now = time.monotonic()
+            book = RuleBook(autoscaling, self._clients["cloudwatch"]).read()
+            now = time.monotonic()
+            for name, endpoint in list(self._endpoints.items()):
                 if endpoint.moto_endpoint is not endpoint.backend.endpoints.get(name):
                     self._retire_all(endpoint, now)
                     if self._endpoints.get(name) is endpoint:  # not a new endpoint of the same name
                         self._endpoints.pop(name)
                     continue
-                self._autoscale(endpoint, rules, now)
+                self._autoscale(endpoint, book.rules(name), now)
                 self._fit_instances(endpoint, now)
                 self._publish_state(endpoint, now)
                 self._dispatch(endpoint, now)
 
-    def _scalable_target(self, endpoint_name: str) -> dict[str, Any] | None:
-        targets = self._clients["application-autoscaling"].describe_scalable_targets(
-            ServiceNamespace="sagemaker", ResourceIds=[f"endpoint/{endpoint_name}/variant/{VARIANT}"]
-        )["ScalableTargets"]
-        return targets[0] if targets else None
-
-    def _run_due_scheduled_actions(self, endpoint_name: str) -> None:
-        """One-time ``at(...)`` scheduled actions change the scalable target's range when due (UTC),
-        as Application Auto Scaling does; _autoscale then fits the capacity into the new range."""
-        client = self._clients["application-autoscaling"]
-        resource_id = f"endpoint/{endpoint_name}/variant/{VARIANT}"
-        actions = client.describe_scheduled_actions(ServiceNamespace="sagemaker", ResourceId=resource_id)
-        now = datetime.now(UTC)
-        for action in actions["ScheduledActions"]:
-            due = at_expression_time(action["Schedule"])
-            ran = (action["ScheduledActionName"], action["Schedule"])
-            if due is None or due > now or ran in self._scheduled_actions_run:
-                continue
-            self._scheduled_actions_run.add(ran)
-            target = self._scalable_target(endpoint_name)
-            if target is None:
-                continue
-            change = action.get("ScalableTargetAction", {})
-            client.register_scalable_target(
-                ServiceNamespace="sagemaker",
-                ResourceId=resource_id,
-                ScalableDimension=target["ScalableDimension"],
-                MinCapacity=int(change.get("MinCapacity", target["MinCapacity"])),
-                MaxCapacity=int(change.get("MaxCapacity", target["MaxCapacity"])),
-            )
-            log.info("scheduled action %s ran: %s", action["ScheduledActionName"], change)
-
-    def _read_rules(self, endpoint_name: str) -> AutoscalingRules:
-        target = self._scalable_target(endpoint_name)
-        if target is None:
-            return AutoscalingRules(None, [], [])
-        policies = self._clients["application-autoscaling"].describe_scaling_policies(
-            ServiceNamespace="sagemaker", ResourceId=target["ResourceId"]
-        )["ScalingPolicies"]
-        alarms = self._clients["cloudwatch"].describe_alarms()["MetricAlarms"]
-        return AutoscalingRules(target, policies, alarms)
-
     def _autoscale(self, endpoint: SimEndpoint, rules: AutoscalingRules, now: float) -> None:
         variant = endpoint.variant
-        desired = int(variant.get("DesiredInstanceCount") or 0)
-        target = rules.target
-        if target is None:
-            return
+        current = int(variant.get("DesiredInstanceCount") or 0)
         in_service = sum(1 for i in endpoint.instances if i.in_service(now) and not i.retiring)
-        backlog = len(endpoint.queue) + endpoint.in_flight
-        scale = self.options.time_scale
-        policies = rules.policies
-        if backlog and in_service == 0 and desired == 0:
-            endpoint.backlog_without_capacity_since = endpoint.backlog_without_capacity_since or now
-        else:
-            endpoint.backlog_without_capacity_since = None
-        endpoint.idle_since = (endpoint.idle_since or now) if backlog == 0 else None
-        for policy in policies:
-            if policy["PolicyType"] == "StepScaling":
-                desired = self._step_scaling(endpoint, policy, rules.alarms, desired, now)
-            elif policy["PolicyType"] == "TargetTrackingScaling":
-                desired = self._target_tracking(endpoint, policy, desired, in_service, backlog, now, scale)
-        desired = max(int(target["MinCapacity"]), min(int(target["MaxCapacity"]), desired))
-        if desired != int(variant.get("DesiredInstanceCount") or 0):
+        load = Load(current, in_service, len(endpoint.queue) + endpoint.in_flight, now)
+        desired = desired_capacity(rules, endpoint.scaling, load, self.options.time_scale)
+        if desired != current:
             log.info("autoscaling %s: desired instances %s -> %s", endpoint.name,
                      variant.get("DesiredInstanceCount"), desired)  # fmt: skip
             variant["DesiredInstanceCount"] = desired
 
-    def _step_scaling(
-        self,
-        endpoint: SimEndpoint,
-        policy: dict[str, Any],
-        alarms: list[dict[str, Any]],
-        desired: int,
-        now: float,
-    ) -> int:
-        """The HasBacklogWithoutCapacity alarm, after its evaluation periods, fires this policy."""
-        since = endpoint.backlog_without_capacity_since
-        if since is None:
-            return desired
-        config = policy["StepScalingPolicyConfiguration"]
-        for alarm in alarms:
-            if policy["PolicyARN"] not in alarm.get("AlarmActions", []):
-                continue
-            if alarm.get("MetricName") != "HasBacklogWithoutCapacity":
-                continue
-            periods = int(alarm.get("DatapointsToAlarm") or alarm["EvaluationPeriods"])
-            fires_after = periods * int(alarm["Period"]) * self.options.time_scale
-            cooldown = int(config.get("Cooldown", 0)) * self.options.time_scale
-            if now - since >= fires_after and now - endpoint.last_step_scaling >= cooldown:
-                endpoint.last_step_scaling = now
-                adjustment = int(config["StepAdjustments"][0]["ScalingAdjustment"])
-                log.info(
-                    "alarm %s fired: %s instance(s) += %d", alarm["AlarmName"], endpoint.name, adjustment
-                )
-                return desired + adjustment
-        return desired
-
-    def _target_tracking(
-        self,
-        endpoint: SimEndpoint,
-        policy: dict[str, Any],
-        desired: int,
-        in_service: int,
-        backlog: int,
-        now: float,
-        scale: float,
-    ) -> int:
-        config = policy["TargetTrackingScalingPolicyConfiguration"]
-        target_value = float(config["TargetValue"])
-        out_cooldown = float(config.get("ScaleOutCooldown", 0)) * scale
-        busy = in_service > 0 and backlog / in_service > target_value
-        if busy and now - endpoint.last_scale_out >= out_cooldown:
-            endpoint.last_scale_out = now
-            return desired + 1
-        scale_in_after = float(config.get("ScaleInCooldown", 0)) * scale
-        if desired > 0 and endpoint.idle_since is not None and now - endpoint.idle_since >= scale_in_after:
-            return 0
-        return desired
-
     def _fit_instances(self, endpoint: SimEndpoint, now: float) -> None:
         desired = int(endpoint.variant.get("DesiredInstanceCount") or 0)
         active = [i for i in endpoint.instances if not i.retiring]
-        withheld = self._capacity_withheld or endpoint.container_failing
+        withheld = self.faults.capacity_withheld or endpoint.container_failing
         for _ in range(0 if withheld else desired - len(active)):
             instance = SimInstance(uuid.uuid4().hex[:8], now, now + self.options.cold_start_seconds)
             endpoint.instances.append(instance)
@@ -619,8 +407,7 @@ class AsyncEndpointEmulator:
                 with self._lock:
                     self.synthesised.update(s.id for s in parsed.request.segments)
                 output = inference.output_fn(inference.predict_fn(parsed, instance.model), request.accept)
-                self._load_fault_file()
-                result["output"] = self._inject_segment_faults(output) if self._segment_faults else output
+                result["output"] = self.faults.into_output(output)
             except RequestError as exc:
                 result["error"] = (400, str(exc))
             except Exception as exc:
@@ -636,7 +423,7 @@ class AsyncEndpointEmulator:
                 self._fail(endpoint, request, *result["error"])
             else:
                 output = result["output"]
-                body = self._damage(output.encode() if isinstance(output, str) else output)
+                body = self.faults.damage(output.encode() if isinstance(output, str) else output)
                 if body is not None:  # None: the output object never appears
                     self._put(request.output_location, body)
                     self._notify(endpoint, request, success=True)

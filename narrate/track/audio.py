@@ -248,11 +248,14 @@ def gain_factor(gain_db: float) -> np.float32:
 
 @dataclass(frozen=True)
 class LoudnessResult:
+    """Measured as floats (-inf for silence); a timeline read back from JSON, which has no infinity,
+    gives None for those."""
+
     target_lufs: float
-    measured_lufs: float
+    measured_lufs: float | None
     gain_db: float
-    output_lufs: float
-    true_peak_dbtp: float
+    output_lufs: float | None
+    true_peak_dbtp: float | None
     peak_limited: bool
 
     def rounded(self) -> LoudnessResult:

@@ -7,7 +7,7 @@ import binascii
 import json
 from dataclasses import dataclass
 
-from narrate.errors import SegmentRejected, TransientSynthesisError
+from narrate.errors import SegmentRejected, TransientSynthesisError, transient_status
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,13 @@ def parse_batch_output(body: bytes, expected_ids: tuple[str, ...]) -> dict[str, 
 
 
 def failure_error(body: bytes) -> SegmentRejected | TransientSynthesisError:
-    """An async failure object as the error it stands for: 4xx is final, anything else transient."""
+    """An async failure object as the error it stands for: a 4xx is final (but a 429), anything else
+    transient."""
     try:
         data = json.loads(body)
         code, message = int(data.get("code", 500)), str(data.get("message", "")).strip()
     except (ValueError, AttributeError, TypeError):
         code, message = 500, body[:200].decode("utf-8", "replace")
     message = message or "the handler gave no message"
-    return SegmentRejected(message) if 400 <= code < 500 else TransientSynthesisError(message)
+    final = 400 <= code < 500 and not transient_status(code)
+    return SegmentRejected(message) if final else TransientSynthesisError(message)

@@ -1,11 +1,12 @@
 """Local mode: an embedded AWS on 127.0.0.1 that behaves like the real one where narrate depends on it.
 
 A moto server provides S3, the SageMaker control plane, Application Auto Scaling, CloudWatch, SNS,
-SQS and Polly (whose SynthesizeSpeech :mod:`narrate.localaws.polly` answers with the dev voice, marked
-emulated). moto runs nothing behind ``invoke_endpoint_async`` and applies capacity changes instantly, so
-:mod:`narrate.localaws.emulator` takes over the async endpoints: it queues requests, runs the real
-``model_server`` handler on simulated instances with a cold start, and applies the registered
-autoscaling rules — including the trap that target tracking alone never wakes an endpoint at zero.
+SQS and Polly (whose SynthesizeSpeech :mod:`narrate.aws.local.polly_emulator` answers with the dev
+voice, marked emulated). moto runs nothing behind ``invoke_endpoint_async`` and applies capacity
+changes instantly, so :mod:`narrate.aws.local.emulator` takes over the async endpoints: it queues
+requests, runs the real ``model_server`` handler on simulated instances with a cold start, and
+applies the registered autoscaling rules — including the trap that target tracking alone never wakes
+an endpoint at zero.
 
 Production code reaches it only through boto3's standard configuration (``AWS_ENDPOINT_URL`` and
 dummy credentials from :meth:`LocalAws.environment`): it has no code path of its own.
@@ -19,8 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from narrate.localaws.emulator import AsyncEndpointEmulator, EmulatorOptions
-from narrate.localaws.polly import PollyEmulator
+from narrate.aws.local.emulator import AsyncEndpointEmulator, EmulatorOptions
+from narrate.aws.local.polly_emulator import PollyEmulator
 
 __all__ = ["AsyncEndpointEmulator", "EmulatorOptions", "LocalAws", "local_aws"]
 
@@ -42,7 +43,7 @@ class LocalAws:
     def start(self) -> LocalAws:
         from moto.server import ThreadedMotoServer
 
-        from narrate.localaws import moto_patches
+        from narrate.aws.local import moto_patches
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -66,7 +67,7 @@ class LocalAws:
         }
 
     def stop(self) -> None:
-        from narrate.localaws import moto_patches
+        from narrate.aws.local import moto_patches
 
         if self.emulator is not None:
             self.emulator.stop()

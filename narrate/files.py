@@ -1,5 +1,5 @@
-"""Atomic file writes (a reader sees the old file or the whole new one, never half of it), and fetching
-an input that may live in S3."""
+"""Atomic file writes (a reader sees the old file or the whole new one, never half of it) and file
+hashes."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from narrate.errors import ConfigError
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
@@ -56,27 +54,3 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def s3_encryption(kms_key_id: str | None) -> dict[str, str]:
-    """Server-side encryption arguments for every object narrate writes to S3."""
-    if kms_key_id:
-        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
-    return {"ServerSideEncryption": "AES256"}
-
-
-def fetch_to_local(location: str, folder: Path) -> Path:
-    """A local path as it is, or an ``s3://`` object downloaded (atomically) under ``folder``."""
-    if not location.startswith("s3://"):
-        return Path(location)
-    import boto3
-
-    bucket, _, key = location.removeprefix("s3://").partition("/")
-    if not bucket or not key:
-        raise ConfigError(f"{location}: not an s3://bucket/key URI")
-    target = folder / hashlib.sha256(location.encode()).hexdigest()[:16] / Path(key).name
-    try:
-        body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-    except Exception as exc:
-        raise ConfigError(f"{location}: could not read it from S3 ({exc.__class__.__name__})") from None
-    return write_bytes_atomic(target, body)

@@ -9,13 +9,14 @@ is missing.
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from narrate.errors import VideoError
-from narrate.storage import write_atomic
+from narrate.files import write_atomic
 from narrate.video.ffmpeg import Ffmpeg
 from narrate.video.marks import SceneMarks, action_frames, load_marks, marks_video_path, source_frame
 
@@ -90,11 +91,19 @@ def read_frame_number(luma: np.ndarray) -> int:
     return number
 
 
-def draw_frame(
-    number: int, scene: int, scene_count: int, name: str, offset: int, action: int, fps: Fraction,
-    size: tuple[int, int],
-) -> np.ndarray:  # fmt: skip
-    """One RGB frame: scene ``scene`` (0-based), ``offset`` frames into it, whose action lasts ``action``."""
+@dataclass(frozen=True)
+class SceneCard:
+    """What a scene's frames show: its place among the scenes, its id, and how long its action lasts."""
+
+    scene: int  # 0-based
+    scene_count: int
+    name: str
+    action: int  # frames
+
+
+def draw_frame(number: int, card: SceneCard, offset: int, fps: Fraction, size: tuple[int, int]) -> np.ndarray:
+    """One RGB frame ``number``: ``offset`` frames into the scene of ``card``."""
+    scene, scene_count, name, action = card.scene, card.scene_count, card.name, card.action
     width, height = size
     frame = np.empty((height, width, 3), dtype=np.uint8)
     frame[:] = _PALETTE[scene % len(_PALETTE)]
@@ -145,10 +154,9 @@ def make_demo_video(
             assert process.stdin is not None
             try:
                 for scene, mark in enumerate(marks.scenes):
+                    card = SceneCard(scene, len(marks.scenes), mark.id, actions[mark.id])
                     for number in range(bounds[scene], bounds[scene + 1]):
-                        offset = number - bounds[scene]
-                        frame = draw_frame(number, scene, len(marks.scenes), mark.id, offset,
-                                           actions[mark.id], fps, size)  # fmt: skip
+                        frame = draw_frame(number, card, number - bounds[scene], fps, size)
                         process.stdin.write(frame.tobytes())
                 process.stdin.close()
             except BrokenPipeError:

@@ -6,7 +6,7 @@
 - moto has no ``UpdateEndpoint``: the emulator rolls out the new configuration.
 - moto's ``InvokeEndpointAsync`` runs nothing: requests go to the emulator's queue.
 - moto's Polly ``SynthesizeSpeech`` answers eight zero bytes: the dev voice answers instead, marked
-  emulated (:mod:`narrate.localaws.polly`).
+  emulated (:mod:`narrate.aws.local.polly_emulator`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
 from moto.sagemakerruntime import responses as runtime_responses
 
-from narrate.localaws.emulator import AsyncEndpointEmulator, ThrottledError
-from narrate.localaws.polly import PollyEmulator, speech_response
+from narrate.aws.local.emulator import AsyncEndpointEmulator, ThrottledError
+from narrate.aws.local.polly_emulator import PollyEmulator, speech_response
 
 _active: list[AsyncEndpointEmulator] = []
 _polly: list[PollyEmulator] = []

@@ -1,0 +1,7 @@
+"""``python -m narrate.cli``: the ``narrate`` command."""
+
+import sys
+
+from narrate.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,53 @@
+"""Every file a render writes into its folder, by name, and reading a render's folder back.
+
+The report, the CLI and the flows read a render through :class:`RenderFolder`, never by spelling a
+file name or parsing ``timeline.json`` as a dict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from narrate.manifest import RenderManifest
+from narrate.track.timeline import Timeline
+
+WAV = "narration.wav"
+MP3 = "narration.mp3"
+TIMELINE = "timeline.json"
+SRT = "captions.srt"
+VTT = "captions.vtt"
+VIDEO = "video.mp4"
+VIDEO_REPORT = "video.report.json"
+MANIFEST = RenderManifest.FILE_NAME
+# The outputs a render lists in its manifest, by kind.
+OUTPUT_FILES = {"wav": WAV, "mp3": MP3, "srt": SRT, "vtt": VTT, "timeline": TIMELINE, "video": VIDEO}
+
+
+@dataclass(frozen=True)
+class RenderFolder:
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST
+
+    @property
+    def timeline_path(self) -> Path:
+        return self.path / TIMELINE
+
+    def file(self, kind: str) -> Path:
+        """Where the output of this kind (wav, mp3, srt, vtt, timeline, video) is written."""
+        return self.path / OUTPUT_FILES[kind]
+
+    def manifest(self) -> RenderManifest:
+        return RenderManifest.load(self.manifest_path)
+
+    def timeline(self) -> Timeline:
+        return Timeline.model_validate_json(self.timeline_path.read_text(encoding="utf-8"))
+
+    def has_timeline(self) -> bool:
+        return self.timeline_path.is_file()
