@@ -103,7 +103,7 @@ def _running_sums_of_squares(
     """Sum of the squared K-weighted signal before each of ``positions`` (sample indices).
 
     The filters are the meter's own (``Meter._filters``: pyloudnorm has no public accessor), so the
-    coefficients cannot drift from the reference that tests/narrate/test_audio.py compares with.
+    coefficients cannot drift from the reference that tests/narrate/track/test_audio.py compares with.
     """
     stages = [(f.b, f.a, f.passband_gain) for f in pyloudnorm.Meter(sample_rate)._filters.values()]
     states = [np.zeros(max(len(a), len(b)) - 1) for b, a, _ in stages]  # at rest, as lfilter starts

@@ -139,11 +139,9 @@ def desired_capacity(rules: AutoscalingRules, memory: ScalingMemory, load: Load,
     no scalable target)."""
     if rules.target is None:
         return load.desired
-    if load.backlog and load.in_service == 0 and load.desired == 0:
-        memory.backlog_without_capacity_since = memory.backlog_without_capacity_since or load.now
-    else:
-        memory.backlog_without_capacity_since = None
-    memory.idle_since = (memory.idle_since or load.now) if load.backlog == 0 else None
+    waiting = load.backlog and load.in_service == 0 and load.desired == 0
+    memory.backlog_without_capacity_since = _since(memory.backlog_without_capacity_since, load.now, waiting)
+    memory.idle_since = _since(memory.idle_since, load.now, load.backlog == 0)
     desired = load.desired
     for policy in rules.policies:
         now_load = Load(desired, load.in_service, load.backlog, load.now)
@@ -152,6 +150,13 @@ def desired_capacity(rules: AutoscalingRules, memory: ScalingMemory, load: Load,
         elif policy["PolicyType"] == "TargetTrackingScaling":
             desired = _target_tracking(policy, memory, now_load, time_scale)
     return max(int(rules.target["MinCapacity"]), min(int(rules.target["MaxCapacity"]), desired))
+
+
+def _since(since: float | None, now: float, holds: bool) -> float | None:
+    """When a condition that holds now began (None when it does not hold)."""
+    if not holds:
+        return None
+    return now if since is None else since
 
 
 def _step_scaling(

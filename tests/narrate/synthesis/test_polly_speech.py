@@ -3,55 +3,29 @@ limits, exact PCM decoding, and what each refusal or throttle becomes."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from typing import Any
 from xml.etree import ElementTree
 
-import boto3
 import numpy as np
 import pytest
-from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from model_server.config import ServerConfig
-from model_server.protocol import SegmentRequest
-from narrate.endpoints import SynthesisJob
-from narrate.endpoints.polly import PollyEndpoint
 from narrate.errors import SegmentRejected, TransientSynthesisError
 from narrate.script import PollyVoice
 from narrate.settings import get_settings
 from narrate.synthesis.polly_speech import (
-    EMULATED_HEADER,
     MAX_BILLED_CHARS,
-    PollyBatchRequest,
     PollyRequest,
-    PollyVoiceRequest,
     billed_chars,
     decode_pcm,
     plain_text,
     split_for_polly,
     synthesize,
 )
-from narrate.synthesis.responses import parse_batch_output
-from tasks.synthesis import EXPECTED_RATES, validate_clip
-
-
-@pytest.fixture
-def polly() -> Any:
-    return boto3.client("polly", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
-
-
-def pcm_response(values: list[int], emulated: bool = False) -> dict[str, Any]:
-    data = np.array(values, dtype="<i2").tobytes()
-    headers = {EMULATED_HEADER: "dev-voice"} if emulated else {}
-    return {
-        "AudioStream": StreamingBody(io.BytesIO(data), len(data)),
-        "ContentType": "audio/pcm",
-        "RequestCharacters": 1,
-        "ResponseMetadata": {"HTTPStatusCode": 200, "HTTPHeaders": headers},
-    }
+from tests.narrate.polly_stub import client_error, pcm_response
 
 
 def expected(text: str, **overrides: Any) -> dict[str, Any]:
@@ -158,10 +132,6 @@ def test_an_ssml_passage_without_an_outside_sentence_end_is_refused_when_too_lon
         split_for_polly(text, "ssml", max_billed=300)
 
 
-def client_error(stub: Stubber, code: str, status: int, message: str = "") -> None:
-    stub.add_client_error("synthesize_speech", code, message, status)
-
-
 @pytest.mark.parametrize(
     ("code", "status", "message", "field"),
     [
@@ -192,55 +162,6 @@ def test_throttles_and_server_failures_are_transient(polly: Any, code: str, stat
         client_error(stub, code, status)
         with pytest.raises(TransientSynthesisError):
             synthesize(polly, PollyRequest("Matthew"), "Hello.")
-
-
-def job(*texts: str, emulated: bool = False) -> SynthesisJob:
-    voice = PollyVoiceRequest(voice_id="Matthew", engine="neural", emulated=emulated)
-    segments = [SegmentRequest(id=f"s{i}", text=t) for i, t in enumerate(texts)]
-    request = PollyBatchRequest(voice=voice, segments=segments)
-    return SynthesisJob("r1", request, {s.id: "0" * 64 for s in segments})
-
-
-def run_endpoint(endpoint: PollyEndpoint, synthesis: SynthesisJob) -> dict[str, Any]:
-    submission = endpoint.submit(synthesis, endpoint.stage(synthesis))
-    return parse_batch_output(endpoint.fetch(submission, 1.0), synthesis.segment_ids)
-
-
-def test_the_endpoint_answers_in_the_handlers_batch_format(polly: Any) -> None:
-    endpoint = PollyEndpoint(polly)
-    endpoint.wake(0)
-    with Stubber(polly) as stub:
-        stub.add_response("synthesize_speech", pcm_response([100, -100, 2000]))
-        client_error(stub, "ThrottlingException", 400, "Rate exceeded")
-        outputs = run_endpoint(endpoint, job("Hello.", "Goodbye."))
-    assert validate_clip(outputs["s0"].wav_bytes, EXPECTED_RATES["polly"]) == 3  # type: ignore[arg-type]
-    assert outputs["s1"].retryable and "ThrottlingException" in str(outputs["s1"].error)
-    with Stubber(polly) as stub:  # the flow's next round: the throttled segment goes through
-        stub.add_response("synthesize_speech", pcm_response([7, 8]))
-        again = run_endpoint(endpoint, job("Goodbye."))
-    assert validate_clip(again["s0"].wav_bytes, 16000) == 2  # type: ignore[arg-type]
-    usage = endpoint.scale_down()
-    assert (usage.gpu_seconds, usage.released) == (0.0, True)
-
-
-def test_an_unknown_voice_is_a_final_error_of_its_segment(polly: Any) -> None:
-    with Stubber(polly) as stub:
-        client_error(
-            stub, "ValidationException", 400, "Value 'Nobody' at 'voiceId' failed to satisfy constraint"
-        )
-        outputs = run_endpoint(PollyEndpoint(polly), job("Hello."))
-    assert not outputs["s0"].retryable and "voice.voice_id" in str(outputs["s0"].error)
-
-
-@pytest.mark.parametrize(("answer_emulated", "render_emulated"), [(True, False), (False, True)])
-def test_emulated_audio_never_passes_for_real_polly_or_back(
-    polly: Any, answer_emulated: bool, render_emulated: bool
-) -> None:
-    with Stubber(polly) as stub:
-        stub.add_response("synthesize_speech", pcm_response([1], emulated=answer_emulated))
-        outputs = run_endpoint(PollyEndpoint(polly), job("Hello.", emulated=render_emulated))
-    assert outputs["s0"].wav_bytes is None and not outputs["s0"].retryable
-    assert "NARRATE_AWS" in str(outputs["s0"].error)
 
 
 def test_the_voice_request_carries_what_the_endpoint_needs() -> None:

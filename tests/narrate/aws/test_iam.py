@@ -13,7 +13,7 @@ from narrate.aws.iam import UNSCOPED_ACTIONS, endpoint_role_policy, orchestrator
 from narrate.cli.main import main
 from narrate.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SERVICE = {
     "sagemaker": "sagemaker",
     "runtime": "sagemaker",
