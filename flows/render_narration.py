@@ -20,13 +20,14 @@ from pydantic import Field
 from narrate.aws.clients import AwsClients
 from narrate.aws.s3 import fetch_to_local
 from narrate.endpoints import Backend, EndpointKind, endpoint_for
+from narrate.endpoints.preflight import endpoints_for, voices_asked
 from narrate.endpoints.render_slot import render_slot
 from narrate.endpoints.session import aws_for
 from narrate.errors import ConfigError, NarrateError, VoicesFailed
 from narrate.log import run_logger
 from narrate.manifest import RenderManifest, VideoRecord
 from narrate.outputs import RenderFolder
-from narrate.script import Engine, GenerationSettings, load_script
+from narrate.script import Engine, GenerationSettings
 from narrate.settings import Settings, get_settings
 from narrate.synthesis.cache import ClipCache
 from narrate.synthesis.requests import model_identity
@@ -95,7 +96,7 @@ def render_narration(
         raise ConfigError("give either voices (named voices of the script) or voice_engine, not both")
     overrides = ScriptOverrides(voice_engine=voice_engine, generation=generation)
     names = list(dict.fromkeys(voices or []))
-    needed = endpoints_needed(script, kind, names, overrides, settings)
+    needed = endpoints_for(voices_asked(script, names, voice_engine, settings), kind, settings)
     with aws_for(needed, settings), render_slot(settings.endpoint_name):
         clients = AwsClients(settings.region)
         local_script = str(fetch_to_local(script, settings.state_dir / "scripts", clients))
@@ -211,18 +212,6 @@ def add_video(out: Path, video: VideoPlan, manifest: RenderManifest | None = Non
         raise
     manifest.complete({"video": path})
     return path
-
-
-def endpoints_needed(
-    script: str, backend: EndpointKind, names: list[str], overrides: ScriptOverrides, settings: Settings
-) -> set[EndpointKind]:
-    """The endpoints this run's voices are spoken by (an s3:// script needs the AWS to be read)."""
-    if script.startswith("s3://"):
-        return {backend, EndpointKind.POLLY}
-    narration = load_script(script, max_segment_chars=settings.max_segment_chars)
-    voices = [narration.voices.get(name, narration.voice) for name in names] or [narration.voice]
-    engines = [overrides.voice_engine or voice.engine for voice in voices]
-    return {endpoint_for(engine, backend) for engine in engines}
 
 
 def copy_manifest_to_s3(manifest: RenderManifest, settings: Settings) -> None:

@@ -65,6 +65,13 @@ class ServerConfig:
     def allowed_hosts(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.ref_audio_allowed_hosts.split(",") if h.strip())
 
+    def served_modes(self) -> frozenset[str]:
+        """The request modes a container with this configuration serves (dev, custom_voice, ...)."""
+        modes = {"dev"} if "dev" in self.engine_names else set()
+        if "qwen" in self.engine_names:
+            modes |= set(self.qwen_sources("."))
+        return frozenset(modes)
+
     def qwen_sources(self, model_dir: str | Path) -> dict[str, str]:
         """Mode -> where its checkpoint loads from, for the modes that are switched on."""
         chosen = {

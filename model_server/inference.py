@@ -22,7 +22,15 @@ import soundfile as sf
 from model_server import HANDLER_VERSION
 from model_server.config import ServerConfig
 from model_server.engines.base import SpeechEngine
-from model_server.protocol import BatchRequest, ParsedRequest, RequestError, SegmentAudio, parse_request
+from model_server.protocol import (
+    MODEL_LOAD_FAILED,
+    BatchRequest,
+    ModelLoadError,
+    ParsedRequest,
+    RequestError,
+    SegmentAudio,
+    parse_request,
+)
 
 log = logging.getLogger("narrate.model_server")
 
@@ -71,9 +79,27 @@ class Prediction:
 
 
 def model_fn(model_dir: str, context: Any = None) -> LoadedModel:
-    model = load_engines(ServerConfig.from_env(os.environ), model_dir)
+    model = load_model(ServerConfig.from_env(os.environ), model_dir)
     log.info("model_fn: loaded engines %s from %s", sorted(model.engines), model_dir)
     return model
+
+
+def load_model(config: ServerConfig, model_dir: str = "/opt/ml/model") -> LoadedModel:
+    """:func:`load_engines`, its failure a ModelLoadError naming what to fix. The container toolkit does
+    not stop for it: the instance stays healthy and every request is refused with this message (and
+    loads again), so a client must recognise it (MODEL_LOAD_FAILED) and stop sending."""
+    try:
+        return load_engines(config, model_dir)
+    except Exception as exc:
+        variables = ["NARRATE_ENGINES"]
+        if "qwen" in config.engine_names:
+            variables += [
+                f"NARRATE_QWEN_{mode.upper()}_MODEL" for mode in ("custom_voice", "base", "voice_design")
+            ]
+        raise ModelLoadError(
+            f"{MODEL_LOAD_FAILED} (engines {config.engines!r}): {exc.__class__.__name__}: {str(exc)[:300]}; "
+            f"check {', '.join(variables)}"
+        ) from exc
 
 
 def load_engines(config: ServerConfig, model_dir: str = "/opt/ml/model") -> LoadedModel:

@@ -20,6 +20,15 @@ MAX_SEGMENTS_PER_REQUEST = 256
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
+# How every message of a model that did not load begins (model_fn's error, which the toolkit answers
+# to every request of an instance whose load failed): a client can tell it from a refusal of its input.
+MODEL_LOAD_FAILED = "the model did not load"
+
+
+class ModelLoadError(ValueError):
+    """model_fn failed; the message begins with MODEL_LOAD_FAILED and names the settings to check."""
+
+
 class RequestError(ValueError):
     """Input the handler refuses; its message becomes the async failure object. Never retried."""
 

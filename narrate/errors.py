@@ -5,6 +5,7 @@ NarrateError
 ├── ScriptError                  the narration script is invalid (nothing was synthesised)
 ├── ConfigError                  settings or an engine/backend choice that cannot work
 ├── EndpointError                the endpoint cannot serve (failed, never woke, does not exist)
+│   └── ModelNotLoaded           it is up, but its model did not load: it refuses every request
 ├── SynthesisError               a segment could not be synthesised
 │   ├── TransientSynthesisError  worth retrying (throttling, timeouts, 5xx)
 │   │   └── OutputInvalid        an output exists but is not usable audio (maybe truncated)
@@ -69,6 +70,18 @@ class ConfigError(NarrateError):
 
 class EndpointError(NarrateError):
     exit_code = 5
+
+
+class ModelNotLoaded(EndpointError):
+    """The endpoint answers, but its model_fn failed: every request is refused with the load error
+    (the container toolkit keeps such an instance in service). Nothing else is sent."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            f"the endpoint's model did not load, so it refuses every request; nothing more was sent and "
+            f"the endpoint was scaled to zero. Its error: {message}. Fix that setting, `narrate deploy` "
+            "(or run again in local mode) and render again: finished segments are kept"
+        )
 
 
 class SynthesisError(NarrateError):

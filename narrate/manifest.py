@@ -69,8 +69,9 @@ class Outcome(Protocol):
 
 class InstanceTime(Protocol):
     gpu_seconds: float
-    cost_usd: float
+    cost_usd: float | None
     released: bool
+    price: str
 
 
 class RenderManifest(BaseModel):
@@ -103,7 +104,10 @@ class RenderManifest(BaseModel):
     outputs: dict[str, str] = Field(default_factory=dict)
     stage_seconds: dict[str, float] = Field(default_factory=dict, description="Wall time per stage.")
     gpu_seconds: float = 0.0
-    cost_usd: float = 0.0
+    cost_usd: float | None = Field(
+        0.0, description="What the instance time cost; None when no price is known."
+    )
+    price: str | None = Field(None, description="Where the hourly price came from.")
     last_output_at: float | None = Field(None, description="Epoch seconds when the last output was in.")
     released_at: float | None = Field(None, description="Epoch seconds when scale-down returned.")
     endpoint_released: bool | None = Field(
@@ -112,6 +116,10 @@ class RenderManifest(BaseModel):
     )
 
     # --- reading ---------------------------------------------------------------------------------
+
+    def cost_text(self) -> str:
+        cost = "cost unknown" if self.cost_usd is None else f"${self.cost_usd:.4f}"
+        return f"{cost} ({self.price})" if self.price else cost
 
     @property
     def path(self) -> Path:
@@ -169,7 +177,7 @@ class RenderManifest(BaseModel):
     def record_usage(self, usage: InstanceTime) -> None:
         """What the render's hold of the endpoint cost, once it was let go."""
         self.released_at = time.time()
-        self.gpu_seconds, self.cost_usd = usage.gpu_seconds, usage.cost_usd
+        self.gpu_seconds, self.cost_usd, self.price = usage.gpu_seconds, usage.cost_usd, usage.price
         self.endpoint_released = usage.released
         self.save()
 

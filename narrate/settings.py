@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model_server.config import DEFAULT_BASE_MODEL, DEFAULT_CUSTOM_VOICE_MODEL, ServerConfig
 from narrate.endpoints.kind import Backend, EndpointKind
+from narrate.errors import ConfigError
 
 
 class Settings(BaseSettings):
@@ -61,10 +62,10 @@ class Settings(BaseSettings):
     role_arn: str = Field(
         "arn:aws:iam::123456789012:role/narrate-endpoint", description="Execution role of the endpoint."
     )
-    image_uri: str = Field(
-        "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-inference:"
-        "2.6.0-transformers4.49.0-gpu-py312-cu124-ubuntu22.04",
-        description="Container image (Hugging Face PyTorch inference).",
+    image_uri: str | None = Field(
+        None,
+        description="Container image; default the SageMaker SDK's Hugging Face PyTorch inference image for "
+        "the region (narrate.aws.images).",
     )
     model_data_url: str | None = Field(
         None, description="model.tar.gz in S3; default s3://<bucket>/<prefix>/model/model.tar.gz."
@@ -87,7 +88,15 @@ class Settings(BaseSettings):
     ref_audio_allowed_hosts: str = Field("", description="Hosts an http(s) reference clip may come from.")
     success_topic_arn: str | None = Field(None, description="SNS topic notified of each output.")
     error_topic_arn: str | None = Field(None, description="SNS topic notified of each failure.")
-    hourly_price_usd: float = Field(1.408, ge=0, description="Instance price, for the cost report.")
+    hourly_price_usd: float | None = Field(
+        None, ge=0, description="Instance price per hour, for the cost report; default narrate's table."
+    )
+    tags: str = Field(
+        "project=narrate",
+        description="Tags on everything narrate creates in AWS (key=value, comma-separated), for cost "
+        "attribution; the endpoint's name is added as narrate:endpoint.",
+    )
+    quota_check: bool = Field(True, description="Deploy checks the instance quota before creating anything.")
     wake_deadline_seconds: float = Field(900, gt=0, description="Longest wait for an instance.")
     hold_seconds: float = Field(
         900,
@@ -124,6 +133,19 @@ class Settings(BaseSettings):
         """The container's configuration, from the same NARRATE_* names it reads itself."""
         names = {f.name for f in fields(ServerConfig)} & set(type(self).model_fields)
         return ServerConfig(**{name: getattr(self, name) for name in names})
+
+    def tag_list(self) -> list[dict[str, str]]:
+        """NARRATE_TAGS as AWS tags, with the endpoint's name; a malformed entry is a ConfigError."""
+        tags: dict[str, str] = {}
+        for entry in filter(None, (e.strip() for e in self.tags.split(","))):
+            key, equals, value = entry.partition("=")
+            if not equals or not key.strip():
+                raise ConfigError(
+                    f"NARRATE_TAGS: {entry!r} is not key=value; write e.g. project=narrate,team=docs"
+                )
+            tags[key.strip()] = value.strip()
+        tags["narrate:endpoint"] = self.endpoint_name
+        return [{"Key": k, "Value": v} for k, v in tags.items()]
 
     @property
     def model_data(self) -> str:

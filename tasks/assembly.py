@@ -29,10 +29,11 @@ from narrate.script import NarrationScript, PollyVoice, QwenCloneVoice, Voice
 from narrate.synthesis.cache import ClipCache
 from narrate.synthesis.polly_speech import plain_text
 from narrate.synthesis.requests import ModelIdentity
-from narrate.track.audio import LoudnessResult, gain_factor, integrated_loudness, prepare_clip, true_peak_dbtp
+from narrate.track.audio import gain_factor, integrated_loudness, prepare_clip, true_peak_dbtp
 from narrate.track.captions import segment_cues, to_srt, to_vtt
 from narrate.track.mp3 import Mp3Encoder, ffmpeg_exe
 from narrate.track.timeline import (
+    LoudnessResult,
     SceneSpan,
     Timeline,
     TimelineSegment,

@@ -37,9 +37,9 @@ def wake_endpoint(endpoint: EndpointKind, holder: str, settings: Settings) -> No
 def scale_down(endpoint: EndpointKind, holder: str, settings: Settings) -> Usage:
     usage = get_endpoint(endpoint, settings).scale_down(holder)
     run_logger().info(
-        "endpoint %s %s: %.1f GPU-seconds held by this render, $%.4f",
+        "endpoint %s %s: %.1f GPU-seconds held by this render, %s",
         endpoint, "released" if usage.released else "left up for another render",
-        usage.gpu_seconds, usage.cost_usd,
+        usage.gpu_seconds, usage.cost_text(),
     )  # fmt: skip
     return usage
 

@@ -58,7 +58,7 @@ def summary_markdown(manifest: RenderManifest) -> str:
         ]
     lines += [
         f"- segments: {len(manifest.segments)} ({cached} from the cache, {synthesised} synthesised)",
-        f"- GPU-seconds held: {manifest.gpu_seconds:.1f}, cost ${manifest.cost_usd:.4f}",
+        f"- GPU-seconds held: {manifest.gpu_seconds:.1f}, {manifest.cost_text()}",
     ]
     if not synthesised and not manifest.failed() and "ensure" not in manifest.stage_seconds:
         lines.append("- nothing to synthesise: every segment came from the cache; the endpoint was not woken")

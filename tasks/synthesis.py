@@ -25,7 +25,7 @@ from prefect.tasks import exponential_backoff
 
 from model_server.voices import NATIVE_SAMPLE_RATES
 from narrate.endpoints import EndpointKind, JobSummary, Submission, SynthesisJob, get_endpoint
-from narrate.errors import OutputInvalid, SynthesisError, is_transient
+from narrate.errors import ModelNotLoaded, OutputInvalid, SynthesisError, is_transient
 from narrate.log import run_logger
 from narrate.script import NarrationScript
 from narrate.settings import Settings
@@ -234,14 +234,22 @@ def settle(
     }
     before_gather()
     gathers = [gather_outputs.submit(endpoint, sub, summary, settings) for sub, summary in requests.adopted]
-    for future in as_completed(list(submits)):
-        job = submits[future]
-        try:
-            submission = future.result()
-        except Exception as exc:  # retries exhausted: the whole request failed
-            error, retryable = str(exc), is_transient(exc)
-            yield [SegmentOutcome(sid, job.cache_keys[sid], error, retryable) for sid in job.segment_ids]
-            continue
-        gathers.append(gather_outputs.submit(endpoint, submission, job.summary(), settings))
-    for future in as_completed(gathers):
-        yield future.result()
+    in_flight = {job.request_id for job in requests.jobs} | {sub.request_id for sub, _ in requests.adopted}
+    try:
+        for future in as_completed(list(submits)):
+            job = submits[future]
+            try:
+                submission = future.result()
+            except Exception as exc:  # retries exhausted: the whole request failed
+                error, retryable = str(exc), is_transient(exc)
+                yield [SegmentOutcome(sid, job.cache_keys[sid], error, retryable) for sid in job.segment_ids]
+                continue
+            gathers.append(gather_outputs.submit(endpoint, submission, job.summary(), settings))
+        for future in as_completed(gathers):
+            yield future.result()
+    except ModelNotLoaded:  # every answer would be this refusal: stop waiting, and no later run adopts them
+        get_endpoint(endpoint, settings).stop_fetching(in_flight, forget=True)
+        raise
+    except BaseException:  # the render ends here: nothing else is waited for (a re-run adopts them)
+        get_endpoint(endpoint, settings).stop_fetching(in_flight, forget=False)
+        raise

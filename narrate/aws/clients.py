@@ -53,3 +53,15 @@ class AwsClients:
     @cached_property
     def polly(self) -> Any:
         return self.client("polly", POLLY_RETRIES)
+
+    @cached_property
+    def iam(self) -> Any:
+        return self.client("iam")
+
+    @cached_property
+    def sts(self) -> Any:
+        return self.client("sts")
+
+    @cached_property
+    def quotas(self) -> Any:
+        return self.client("service-quotas")

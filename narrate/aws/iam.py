@@ -1,38 +1,52 @@
-"""Least-privilege IAM policy documents for the two principals narrate needs, from the settings.
+"""Least-privilege IAM policy documents, split by job, from the settings:
 
-- the orchestrator (whoever runs ``narrate render`` / the Prefect deployments): exactly the calls the
-  lifecycle makes, on the named endpoint, its models and configs, its scalable target and alarm, and
-  the bucket prefix, plus Amazon Polly's SynthesizeSpeech in the configured region (Polly voices);
-- the endpoint's execution role (what the container may do): read the model and the requests, write
-  the outputs and failures, pull its image, write its logs and metrics.
+- ``deploy``: the one-time set-up (``narrate deploy``): the bucket and its policy, the model, the
+  endpoint config and the endpoint, their autoscaling and wake alarm, the execution role (created on
+  request) and passing it to SageMaker, the instance quota check, the tags on all of it;
+- ``render``: what a render (the weekly one included) does to an endpoint that is deployed: describe
+  it, wake it, invoke it, scale it down, hold it (leases, the scheduled release), read and write its
+  S3 prefix, and Amazon Polly's SynthesizeSpeech. No bucket policy, no model, no role passing: a render
+  whose configuration changed is refused by AWS and says to run ``narrate deploy``;
+- ``endpoint_execution_role``: what the container may do: read the model and the requests, write the
+  outputs and failures, pull its image (the image's own registry account and region), write its logs
+  and metrics. :func:`execution_role_trust` lets SageMaker assume it.
 
-``*`` appears only as a resource of actions that AWS does not scope to resources (listed in
-:data:`UNSCOPED_ACTIONS`); every action is named in full.
+``*`` appears only as the resource of actions AWS does not scope to resources (:data:`UNSCOPED_ACTIONS`,
+each with its reason); every action is named in full. ``tests/narrate/aws/test_iam.py`` lints every
+document with parliament, AWS's IAM linter.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from narrate.aws.images import ImageRef, image_uri, partition_of
 from narrate.errors import ConfigError
 from narrate.settings import Settings
 
 # Actions IAM evaluates only against "*": they support no resource-level permissions.
 UNSCOPED_ACTIONS = frozenset(
     {
+        # Application Auto Scaling scopes these only to a scalable target's ARN, whose id AWS makes
+        # up at registration (parliament reports the "*" as LOW): narrate cannot name it in advance.
         "application-autoscaling:DescribeScalableTargets",
+        "application-autoscaling:DescribeScalingPolicies",
         "application-autoscaling:RegisterScalableTarget",
         "application-autoscaling:DeregisterScalableTarget",
         "application-autoscaling:PutScalingPolicy",
         "application-autoscaling:PutScheduledAction",
         "application-autoscaling:DeleteScheduledAction",
+        "application-autoscaling:TagResource",
         "cloudwatch:PutMetricData",
         "ecr:GetAuthorizationToken",
+        # Service Quotas' list call takes no resource.
+        "servicequotas:ListServiceQuotas",
         # Polly's API permissions reference gives Resource "*" for SynthesizeSpeech (only lexicons
         # have ARNs): https://docs.aws.amazon.com/polly/latest/dg/api-permissions-reference.html
         "polly:SynthesizeSpeech",
     }
 )
+DOCUMENTS = ("deploy", "render", "endpoint_execution_role")
 
 
 def account_of(settings: Settings, account: str | None) -> str:
@@ -45,42 +59,83 @@ def account_of(settings: Settings, account: str | None) -> str:
     raise ConfigError("iam-policy: give --account ID, or set NARRATE_ROLE_ARN (its account is used)")
 
 
-def orchestrator_policy(settings: Settings, account: str) -> dict[str, Any]:
-    region, name, bucket, prefix = (
-        settings.region,
-        settings.endpoint_name,
-        settings.bucket,
-        settings.s3_prefix,
-    )
-    sagemaker = f"arn:aws:sagemaker:{region}:{account}"
-    statements: list[dict[str, Any]] = [
+def policies(settings: Settings, account: str) -> dict[str, dict[str, Any]]:
+    """Every document ``narrate iam-policy`` prints, by job."""
+    return {
+        "deploy": deploy_policy(settings, account),
+        "render": render_policy(settings, account),
+        "endpoint_execution_role": endpoint_role_policy(settings, account),
+    }
+
+
+class _Arns:
+    """The ARNs of what narrate names, in the settings' region and the given account."""
+
+    def __init__(self, settings: Settings, account: str) -> None:
+        self.partition = partition_of(settings.region)
+        sagemaker = f"arn:{self.partition}:sagemaker:{settings.region}:{account}"
+        self.endpoint = f"{sagemaker}:endpoint/{settings.endpoint_name}"
+        self.configs = f"{sagemaker}:endpoint-config/{settings.endpoint_name}-*"
+        self.models = f"{sagemaker}:model/{settings.endpoint_name}-*"
+        self.alarm = (
+            f"arn:{self.partition}:cloudwatch:{settings.region}:{account}:alarm:"
+            f"{settings.endpoint_name}-HasBacklogWithoutCapacity"
+        )
+        self.bucket = f"arn:{self.partition}:s3:::{settings.bucket}"
+        self.prefix = f"{self.bucket}/{settings.s3_prefix}/*"
+        self.role = settings.role_arn or f"arn:{self.partition}:iam::{account}:role/<execution-role>"
+        self.linked_role = (
+            f"arn:{self.partition}:iam::{account}:role/aws-service-role/"
+            "sagemaker.application-autoscaling.amazonaws.com/"
+            "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+        )
+
+
+def deploy_policy(settings: Settings, account: str) -> dict[str, Any]:
+    arns = _Arns(settings, account)
+    statements = [
         _allow(
-            "EndpointLifecycle",
+            "TheBucket",
             [
-                "sagemaker:DescribeEndpoint",
-                "sagemaker:CreateEndpoint",
-                "sagemaker:UpdateEndpoint",
-                "sagemaker:UpdateEndpointWeightsAndCapacities",
-                "sagemaker:DeleteEndpoint",
-                "sagemaker:InvokeEndpointAsync",
+                "s3:CreateBucket",
+                "s3:PutBucketPublicAccessBlock",
+                "s3:PutEncryptionConfiguration",
+                "s3:PutBucketPolicy",
+                "s3:PutBucketTagging",
+                "s3:GetBucketPublicAccessBlock",
+                "s3:GetEncryptionConfiguration",
+                "s3:GetBucketPolicy",
+                "s3:ListBucket",
             ],
-            [f"{sagemaker}:endpoint/{name}"],
+            [arns.bucket],
+        ),
+        # The bucket is narrate's own: the deploy role, which sets its policy, owns its objects too.
+        _allow(
+            "TheBucketsObjects", ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"], [f"{arns.bucket}/*"]
         ),
         _allow(
             "ModelAndConfig",
             [
-                "sagemaker:DescribeModel",
                 "sagemaker:CreateModel",
-                "sagemaker:DescribeEndpointConfig",
+                "sagemaker:DescribeModel",
                 "sagemaker:CreateEndpointConfig",
+                "sagemaker:DescribeEndpointConfig",
+                "sagemaker:AddTags",
             ],
-            [f"{sagemaker}:model/{name}-*", f"{sagemaker}:endpoint-config/{name}-*"],
+            [arns.models, arns.configs, arns.endpoint],
         ),
+        # CreateEndpoint and UpdateEndpoint are authorised against the endpoint and its config.
         _allow(
-            "PassTheExecutionRoleToSageMakerOnly",
-            ["iam:PassRole"],
-            [settings.role_arn or f"arn:aws:iam::{account}:role/<execution-role>"],
-            {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            "Endpoint",
+            [
+                "sagemaker:CreateEndpoint",
+                "sagemaker:UpdateEndpoint",
+                "sagemaker:DescribeEndpoint",
+                "sagemaker:DeleteEndpoint",
+                "sagemaker:UpdateEndpointWeightsAndCapacities",
+                "sagemaker:InvokeEndpointAsync",
+            ],
+            [arns.endpoint, arns.configs],
         ),
         _allow(
             "Autoscaling",
@@ -90,90 +145,113 @@ def orchestrator_policy(settings: Settings, account: str) -> dict[str, Any]:
         _allow(
             "AutoscalingServiceLinkedRole",
             ["iam:CreateServiceLinkedRole"],
-            [
-                f"arn:aws:iam::{account}:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
-                "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
-            ],
+            [arns.linked_role],
             {"StringEquals": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}},
         ),
         _allow(
             "WakeAlarm",
-            ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"],
-            [f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}-HasBacklogWithoutCapacity"],
+            [
+                "cloudwatch:PutMetricAlarm",
+                "cloudwatch:DescribeAlarms",
+                "cloudwatch:DeleteAlarms",
+                "cloudwatch:TagResource",
+            ],
+            [arns.alarm],
         ),
         _allow(
-            "Objects",
-            ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-            [f"arn:aws:s3:::{bucket}/{prefix}/*"],
+            "ExecutionRole",
+            ["iam:CreateRole", "iam:GetRole", "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:TagRole"],
+            [arns.role],
         ),
+        _allow(
+            "PassTheExecutionRoleToSageMakerOnly",
+            ["iam:PassRole"],
+            [arns.role],
+            {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        ),
+        _allow("QuotaCheck", ["servicequotas:ListServiceQuotas"], ["*"]),
+    ]
+    return _document(statements + _kms(settings))
+
+
+def render_policy(settings: Settings, account: str) -> dict[str, Any]:
+    arns = _Arns(settings, account)
+    statements = [
+        _allow(
+            "DescribeWakeInvokeRelease",
+            [
+                "sagemaker:DescribeEndpoint",
+                "sagemaker:UpdateEndpointWeightsAndCapacities",
+                "sagemaker:InvokeEndpointAsync",
+            ],
+            [arns.endpoint],
+        ),
+        _allow(
+            "SeeTheDeployedConfiguration",
+            ["sagemaker:DescribeModel", "sagemaker:DescribeEndpointConfig"],
+            [arns.models, arns.configs],
+        ),
+        _allow(
+            "WakeHoldAndRelease",
+            [
+                "application-autoscaling:DescribeScalableTargets",
+                "application-autoscaling:DescribeScalingPolicies",
+                "application-autoscaling:RegisterScalableTarget",
+                "application-autoscaling:PutScheduledAction",
+                "application-autoscaling:DeleteScheduledAction",
+            ],
+            ["*"],
+        ),
+        _allow("ReadTheWakeAlarm", ["cloudwatch:DescribeAlarms"], [arns.alarm]),
+        _allow("Objects", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], [arns.prefix]),
         _allow(
             "ListOwnPrefix",
             ["s3:ListBucket"],
-            [f"arn:aws:s3:::{bucket}"],
-            {"StringLike": {"s3:prefix": [f"{prefix}/*"]}},
+            [arns.bucket],
+            {"StringLike": {"s3:prefix": [f"{settings.s3_prefix}/*"]}},
         ),
         _allow(
             "PollyVoices",
             ["polly:SynthesizeSpeech"],
             ["*"],
-            {"StringEquals": {"aws:RequestedRegion": region}},
+            {"StringEquals": {"aws:RequestedRegion": settings.region}},
         ),
     ]
-    if settings.create_bucket:
-        statements.append(
-            _allow(
-                "CreateTheBucket",
-                [
-                    "s3:CreateBucket",
-                    "s3:PutBucketPublicAccessBlock",
-                    "s3:PutEncryptionConfiguration",
-                    "s3:PutBucketPolicy",
-                ],
-                [f"arn:aws:s3:::{bucket}"],
-            )
-        )
-    statements += _kms(settings)
-    return {"Version": "2012-10-17", "Statement": statements}
+    return _document(statements + _kms(settings))
 
 
 def endpoint_role_policy(settings: Settings, account: str) -> dict[str, Any]:
-    region, name, bucket, prefix = (
-        settings.region,
-        settings.endpoint_name,
-        settings.bucket,
-        settings.s3_prefix,
-    )
-    repository = settings.image_uri.split("/", 1)[1].split(":")[0] if "/" in settings.image_uri else "*"
-    registry_account = settings.image_uri.split(".", 1)[0]
+    arns = _Arns(settings, account)
+    image = ImageRef.parse(image_uri(settings.region, settings.instance_type, settings.image_uri))
+    prefix = f"{arns.bucket}/{settings.s3_prefix}"
     statements = [
         _allow(
             "ReadModelAndRequests",
             ["s3:GetObject"],
             [
-                settings.model_data.replace("s3://", "arn:aws:s3:::"),
-                f"arn:aws:s3:::{bucket}/{prefix}/requests/*",
-                f"arn:aws:s3:::{bucket}/{prefix}/voices/*",
+                settings.model_data.replace("s3://", f"arn:{arns.partition}:s3:::"),
+                f"{prefix}/requests/*",
+                f"{prefix}/voices/*",
             ],
         ),
         _allow(
             "WriteOutputsAndFailures",
             ["s3:PutObject"],
-            [
-                f"arn:aws:s3:::{bucket}/{prefix}/async-outputs/*",
-                f"arn:aws:s3:::{bucket}/{prefix}/async-failures/*",
-                f"arn:aws:s3:::{bucket}/{prefix}/voices/*",
-            ],
+            [f"{prefix}/async-outputs/*", f"{prefix}/async-failures/*", f"{prefix}/voices/*"],
         ),
         _allow("PullImageToken", ["ecr:GetAuthorizationToken"], ["*"]),
         _allow(
             "PullImage",
             ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            [f"arn:aws:ecr:{region}:{registry_account}:repository/{repository}"],
+            [image.repository_arn(partition_of(image.region))],
         ),
         _allow(
             "Logs",
             ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            [f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{name}:*"],
+            [
+                f"arn:{arns.partition}:logs:{settings.region}:{account}:log-group:/aws/sagemaker/Endpoints/"
+                f"{settings.endpoint_name}:*"
+            ],
         ),
         _allow(
             "Metrics",
@@ -185,7 +263,17 @@ def endpoint_role_policy(settings: Settings, account: str) -> dict[str, Any]:
     topics = [t for t in (settings.success_topic_arn, settings.error_topic_arn) if t]
     if topics:
         statements.append(_allow("Notify", ["sns:Publish"], topics))
-    statements += _kms(settings)
+    return _document(statements + _kms(settings))
+
+
+def execution_role_trust() -> dict[str, Any]:
+    """Who may assume the endpoint's execution role: SageMaker, nobody else."""
+    return _document(
+        [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]
+    )
+
+
+def _document(statements: list[dict[str, Any]]) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": statements}
 
 

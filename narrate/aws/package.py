@@ -59,6 +59,16 @@ ENTRY_POINT = "from model_server.inference import input_fn, model_fn, output_fn,
 WHEEL_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "narrate" / "container-wheels"
 
 
+def handler_code_sha256() -> str:
+    """SHA-256 of the handler's code as it ships (the entry point and ``model_server``'s sources): the
+    deployed package records it, so ``narrate doctor`` tells whether the endpoint runs this checkout."""
+    server_root = Path(model_server.__file__).parent
+    digest = hashlib.sha256(ENTRY_POINT.encode())
+    for path in sorted(server_root.rglob("*.py")):
+        digest.update(str(path.relative_to(server_root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def build_model_package(destination: Path, vendor_wheels: bool = True, weights: Iterable[Path] = ()) -> Path:
     """Write the tarball atomically; returns its path."""
     weight_dirs = [Path(w) for w in weights]

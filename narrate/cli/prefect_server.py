@@ -7,12 +7,12 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from rich.console import Console
 
 from narrate.errors import ConfigError
+from narrate.prefect_api import healthy
 
 DEFAULT_PORT = 4200
 
@@ -50,11 +50,3 @@ def start_server(port: int, console: Console) -> subprocess.Popen[bytes]:
                 raise ConfigError(f"the Prefect server did not start; see {home / 'server.log'}")
             time.sleep(0.5)
     return server
-
-
-def healthy(api: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{api.rstrip('/')}/health", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False

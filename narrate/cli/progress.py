@@ -31,7 +31,7 @@ def print_result(result: dict[str, object]) -> None:
     stages = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in manifest.stage_seconds.items())
     console.print(f"  stages: {stages}", soft_wrap=True, highlight=False)
     console.print(
-        f"  GPU: {manifest.gpu_seconds:.1f} GPU-seconds held, ${manifest.cost_usd:.4f}",
+        f"  GPU: {manifest.gpu_seconds:.1f} GPU-seconds held, {manifest.cost_text()}",
         soft_wrap=True,
         highlight=False,
     )

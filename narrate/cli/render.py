@@ -12,7 +12,7 @@ from rich.table import Table
 from narrate.cli.options import AWS_OPTION, settings_for
 from narrate.cli.prefect_server import prepare_prefect_environment
 from narrate.cli.progress import ManifestProgress, console, print_result
-from narrate.endpoints.kind import BACKENDS
+from narrate.endpoints.kind import BACKENDS, EndpointKind
 from narrate.errors import ConfigError
 from narrate.outputs import RenderFolder
 from narrate.script import Engine, NarrationScript, load_script
@@ -112,26 +112,29 @@ def run_render(args: argparse.Namespace) -> int:
 
 def render_with(args: argparse.Namespace, settings: Settings) -> int:
     prepare_prefect_environment()
-    from flows.render_narration import default_out_dir, render_narration
+    from narrate.endpoints.preflight import endpoints_for, voices_asked
 
     narration = load_script(args.script, max_segment_chars=settings.max_segment_chars)
     voices = list(dict.fromkeys(args.voice or []))
-    for name in voices:  # an unknown name is an error before anything starts
-        narration.with_named_voice(name)
+    engine = Engine(args.voice_engine) if args.voice_engine else None
+    backend = EndpointKind(args.backend or settings.backend)
+    # an unknown voice, or one the endpoint cannot speak, is an error before anything starts
+    endpoints_for(voices_asked(args.script, voices, engine, settings), backend, settings)
+    from flows.render_narration import default_out_dir, render_narration  # prefect: 2-4 s to import
+
     out = Path(args.out) if args.out else default_out_dir(args.script, settings)
     manifests = {name: RenderFolder(out / name).manifest_path for name in voices}
     if not os.environ.get("PREFECT_API_URL"):
         console.print("[dim]no PREFECT_API_URL: starting a temporary local Prefect server "
                       "(10-40 s on a first run)[/]")  # fmt: skip
-    backend = args.backend or settings.backend
-    if backend == "sagemaker" and settings.aws == "local":
+    if backend is EndpointKind.SAGEMAKER and settings.aws == "local":
         console.print(f"[dim]local mode: embedded AWS on 127.0.0.1, simulated cold start "
                       f"{settings.local_cold_start_seconds:g} s[/]")  # fmt: skip
     with ManifestProgress(manifests or RenderFolder(out).manifest_path, [s.id for s in narration.segments]):
         result = render_narration(
             script=args.script,
             out_dir=str(out),
-            voice_engine=Engine(args.voice_engine) if args.voice_engine else None,
+            voice_engine=engine,
             backend=backend,
             voices=voices or None,
             video=args.video,

@@ -11,9 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from narrate.cli.options import AWS_OPTION, settings_for
-from narrate.cli.prefect_server import DEFAULT_PORT, healthy, prepare_prefect_environment, start_server
+from narrate.cli.prefect_server import DEFAULT_PORT, prepare_prefect_environment, start_server
 from narrate.cli.progress import ManifestProgress, console, print_result
 from narrate.errors import ConfigError
+from narrate.prefect_api import healthy
 
 FLOW_NAMES = ("render-narration", "retry-failed-segments")
 

@@ -95,8 +95,13 @@ class Usage:
     """Instance time one render held, from its wake to its release."""
 
     gpu_seconds: float
-    cost_usd: float
+    cost_usd: float | None  # None: no price known for the instance type in the region
     released: bool
+    price: str = "no instance: nothing to pay"  # where the hourly price came from
+
+    def cost_text(self) -> str:
+        cost = "cost unknown" if self.cost_usd is None else f"${self.cost_usd:.4f}"
+        return f"{cost} ({self.price})"
 
 
 class Endpoint(Protocol):
@@ -133,9 +138,18 @@ class Endpoint(Protocol):
         """The request is settled and its clips are cached: no later run needs to adopt it."""
         ...
 
+    def stop_fetching(self, request_ids: set[str], forget: bool) -> None:
+        """Fetches of these requests give up at once (the render stopped waiting for them); with
+        ``forget``, no later run adopts them either."""
+        ...
+
 
 class NothingQueued:
-    """For endpoints whose requests end with the process that made them: nothing to adopt."""
+    """For endpoints whose requests end with the process that made them: nothing to adopt, and nothing
+    in flight to stop (their fetches return at once)."""
+
+    def stop_fetching(self, request_ids: set[str], forget: bool) -> None:
+        return None
 
     def queued(self, cache_keys: set[str]) -> list[tuple[Submission, JobSummary]]:
         return []

@@ -11,9 +11,9 @@ from typing import Any
 
 from model_server import inference
 from model_server.config import ServerConfig
-from model_server.protocol import RequestError
+from model_server.protocol import ModelLoadError, RequestError
 from narrate.endpoints.base import NothingQueued, Submission, SynthesisJob, Usage
-from narrate.errors import TransientSynthesisError
+from narrate.errors import ModelNotLoaded, TransientSynthesisError
 from narrate.files import write_bytes_atomic, write_json_atomic
 from narrate.synthesis.responses import failure_error
 
@@ -37,7 +37,10 @@ class InProcessEndpoint(NothingQueued):
     def wake(self, deadline_seconds: float, holder: str = "") -> None:
         with self._lock:
             if self._model is None:
-                self._model = inference.load_engines(self.server, str(self.root))
+                try:
+                    self._model = inference.load_model(self.server, str(self.root))
+                except ModelLoadError as exc:
+                    raise ModelNotLoaded(str(exc)) from None
 
     def stage(self, job: SynthesisJob) -> str:
         self.ensure()
@@ -63,12 +66,10 @@ class InProcessEndpoint(NothingQueued):
         try:
             parsed = inference.input_fn(body, "application/json")
             output = inference.output_fn(inference.predict_fn(parsed, self._model), "application/json")
-        except RequestError as exc:
+        except Exception as exc:  # as the container toolkit: every hook exception is a 400, message as it is
+            if not isinstance(exc, RequestError):
+                log.exception("handler failed on %s", submission.request_id)
             self._fail(submission, 400, str(exc))
-            return
-        except Exception as exc:  # the model server answers 500 and keeps serving
-            log.exception("handler failed on %s", submission.request_id)
-            self._fail(submission, 500, f"{exc.__class__.__name__}: {str(exc)[:200]}")
             return
         data = output.encode() if isinstance(output, str) else output
         write_bytes_atomic(Path(submission.output_location), data)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from narrate.aws.clients import AwsClients
+from narrate.aws.pricing import hourly_price
 from narrate.aws.s3 import s3_encryption, split_s3
 from narrate.endpoints.base import JobSummary, Submission, SynthesisJob, Usage
 from narrate.endpoints.hold import EndpointHold
@@ -25,7 +26,9 @@ from narrate.endpoints.sagemaker_setup import (
     FAILED_STATES,
     POLL_CAP_SECONDS,
     VARIANT,
+    BucketSpec,
     EndpointSpec,
+    alarm_name,
     created_unless_existing,
     deregister_autoscaling,
     describe_endpoint,
@@ -64,8 +67,10 @@ class SageMakerEndpoint:
         self.hold = EndpointHold(self.s3, self.autoscaling, self.spec, settings.hold_seconds)
         lifetime = settings.request_ttl_seconds + settings.invocation_timeout_seconds
         self.requests = QueuedRequests(self.s3, self.spec, lifetime)
+        self.price = hourly_price(settings.instance_type, settings.region, settings.hourly_price_usd)
         self._woken_at: dict[str, float] = {}
         self._launched_at: float | None = None  # set when ensure itself brought up an instance
+        self._stopped: set[str] = set()  # requests whose fetch gives up (the render stopped waiting)
         self._lock = threading.Lock()
 
     # --- ensure --------------------------------------------------------------------------------
@@ -73,9 +78,7 @@ class SageMakerEndpoint:
     def ensure(self, holder: str = "") -> dict[str, Any]:
         """Idempotent: describe first, create what is missing, roll out a changed configuration."""
         spec, created = self.spec, []
-        if self.settings.create_bucket and ensure_bucket(
-            self.s3, spec.bucket, self.settings.region, spec.kms_key_id
-        ):
+        if self.settings.create_bucket and ensure_bucket(self.s3, BucketSpec.from_settings(self.settings)):
             created.append(f"bucket {spec.bucket}")
         if holder:  # from here on no other render's scale-down may release the instance
             self.hold.write_lease(holder)
@@ -143,6 +146,7 @@ class SageMakerEndpoint:
             self.sagemaker.create_endpoint,
             EndpointName=self.spec.endpoint_name,
             EndpointConfigName=self.spec.config_name,
+            Tags=self.spec.aws_tags,
         ):
             return False
         self._launched_at = time.monotonic()
@@ -213,6 +217,8 @@ class SageMakerEndpoint:
         deadline = time.monotonic() + deadline_seconds
         delay = 0.1
         while True:
+            if submission.request_id in self._stopped:
+                raise TransientSynthesisError(f"request {submission.request_id}: the render stopped waiting")
             body = self.read_if_exists(submission.output_location)
             if body is not None:  # forgotten by the caller once the clips are safe in the cache
                 return body
@@ -248,6 +254,12 @@ class SageMakerEndpoint:
         """The request is settled and its clips are cached (or it failed): no later run needs it."""
         self.requests.forget(submission)
 
+    def stop_fetching(self, request_ids: set[str], forget: bool) -> None:
+        with self._lock:
+            self._stopped |= request_ids
+        for request_id in sorted(request_ids) if forget else ():
+            self.requests.forget(Submission(request_id, (), "", ""))
+
     # --- scale down ----------------------------------------------------------------------------
 
     def scale_down(self, holder: str) -> Usage:
@@ -269,8 +281,8 @@ class SageMakerEndpoint:
             self._set_desired_count(0)
         self.hold.cancel_release()
         usage = self._usage(woken_at, released=True)
-        logger.info("endpoint %s scaled to 0: %.1f GPU-seconds held, $%.4f", self.spec.endpoint_name,
-                    usage.gpu_seconds, usage.cost_usd)  # fmt: skip
+        logger.info("endpoint %s scaled to 0: %.1f GPU-seconds held, %s", self.spec.endpoint_name,
+                    usage.gpu_seconds, usage.cost_text())  # fmt: skip
         return usage
 
     def status(self) -> dict[str, Any]:
@@ -290,7 +302,7 @@ class SageMakerEndpoint:
     def delete(self) -> dict[str, Any]:
         """Remove the endpoint, its autoscaling and alarm (model and configs stay, they cost nothing)."""
         deregister_autoscaling(self.autoscaling, self.spec)
-        self.cloudwatch.delete_alarms(AlarmNames=[f"{self.spec.endpoint_name}-HasBacklogWithoutCapacity"])
+        self.cloudwatch.delete_alarms(AlarmNames=[alarm_name(self.spec)])
         if describe_endpoint(self.sagemaker, self.spec.endpoint_name) is not None:
             self.sagemaker.delete_endpoint(EndpointName=self.spec.endpoint_name)
         return {"endpoint": self.spec.endpoint_name, "status": "deleted"}
@@ -315,7 +327,7 @@ class SageMakerEndpoint:
 
     def _usage(self, woken_at: float | None, released: bool) -> Usage:
         seconds = 0.0 if woken_at is None else time.monotonic() - woken_at
-        return Usage(round(seconds, 2), round(seconds / 3600 * self.settings.hourly_price_usd, 6), released)
+        return Usage(round(seconds, 2), self.price.cost(seconds), released, self.price.source)
 
 
 def classify(exc: Exception, action: str) -> Exception:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from narrate.aws.images import image_uri
 from narrate.errors import EndpointError
 from narrate.log import run_logger
 
@@ -53,6 +54,11 @@ class EndpointSpec:
     success_topic_arn: str | None
     error_topic_arn: str | None
     kms_key_id: str | None
+    tags: tuple[tuple[str, str], ...] = ()  # on everything created; not part of the configuration
+
+    @property
+    def aws_tags(self) -> list[dict[str, str]]:
+        return [{"Key": key, "Value": value} for key, value in self.tags]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EndpointSpec:
@@ -61,7 +67,7 @@ class EndpointSpec:
             endpoint_name=settings.endpoint_name,
             bucket=settings.bucket,
             s3_prefix=settings.s3_prefix,
-            image_uri=settings.image_uri,
+            image_uri=image_uri(settings.region, settings.instance_type, settings.image_uri),
             model_data_url=settings.model_data,
             role_arn=settings.role_arn,
             instance_type=settings.instance_type,
@@ -73,12 +79,13 @@ class EndpointSpec:
             success_topic_arn=settings.success_topic_arn,
             error_topic_arn=settings.error_topic_arn,
             kms_key_id=settings.kms_key_id,
+            tags=tuple((tag["Key"], tag["Value"]) for tag in settings.tag_list()),
         )
 
     @property
     def config_hash(self) -> str:
         # the deployed configuration only: the bucket and prefix are in the output paths already
-        unhashed = {"endpoint_name", "max_instances", "bucket", "s3_prefix"}
+        unhashed = {"endpoint_name", "max_instances", "bucket", "s3_prefix", "tags"}
         fields = {k: v for k, v in asdict(self).items() if k not in unhashed}
         canonical = json.dumps(fields, sort_keys=True).encode()
         return hashlib.sha256(canonical).hexdigest()[:8]
@@ -96,21 +103,46 @@ class EndpointSpec:
         return f"endpoint/{self.endpoint_name}/variant/{VARIANT}"
 
 
-def ensure_bucket(s3: Any, bucket: str, region: str, kms_key_id: str | None) -> bool:
-    """Create the bucket if missing: public access blocked, default encryption, a policy refusing any
-    request not made over TLS. True if created."""
+@dataclass(frozen=True)
+class BucketSpec:
+    name: str
+    prefix: str  # what a render may list (its policy allows nothing wider)
+    region: str
+    kms_key_id: str | None
+    tags: list[dict[str, str]]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BucketSpec:
+        return cls(
+            settings.bucket, settings.s3_prefix, settings.region, settings.kms_key_id, settings.tag_list()
+        )
+
+
+def bucket_exists(s3: Any, bucket: str, prefix: str) -> bool:
+    """Whether the bucket exists, asked with the one read a render's policy allows (a listing of its
+    prefix; HeadBucket needs ListBucket on the whole bucket)."""
     try:
-        s3.head_bucket(Bucket=bucket)
-        return False
+        s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/", MaxKeys=1)
+        return True
     except ClientError as exc:
-        if exc.response["Error"]["Code"] not in {"404", "NoSuchBucket", "NotFound"}:
-            raise
-    kwargs: dict[str, Any] = {"Bucket": bucket}
-    if region != "us-east-1":
-        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        if exc.response["Error"]["Code"] in {"404", "NoSuchBucket", "NotFound"}:
+            return False
+        raise
+
+
+def ensure_bucket(s3: Any, bucket: BucketSpec) -> bool:
+    """Create the bucket if missing: public access blocked, default encryption, a policy refusing any
+    request not made over TLS, the tags. True if created."""
+    if bucket_exists(s3, bucket.name, bucket.prefix):
+        return False
+    kwargs: dict[str, Any] = {"Bucket": bucket.name}
+    if bucket.region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": bucket.region}
     s3.create_bucket(**kwargs)
+    if bucket.tags:
+        s3.put_bucket_tagging(Bucket=bucket.name, Tagging={"TagSet": bucket.tags})
     s3.put_public_access_block(
-        Bucket=bucket,
+        Bucket=bucket.name,
         PublicAccessBlockConfiguration={
             "BlockPublicAcls": True,
             "IgnorePublicAcls": True,
@@ -119,16 +151,16 @@ def ensure_bucket(s3: Any, bucket: str, region: str, kms_key_id: str | None) -> 
         },
     )
     rule: dict[str, Any] = (
-        {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": kms_key_id}
-        if kms_key_id
+        {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": bucket.kms_key_id}
+        if bucket.kms_key_id
         else {"SSEAlgorithm": "AES256"}
     )
     s3.put_bucket_encryption(
-        Bucket=bucket,
+        Bucket=bucket.name,
         ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": rule}]},
     )
     if str(s3.meta.endpoint_url).startswith("https://"):
-        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only_policy(bucket)))
+        s3.put_bucket_policy(Bucket=bucket.name, Policy=json.dumps(tls_only_policy(bucket.name)))
     # else: the embedded AWS of local mode speaks plain HTTP on 127.0.0.1; the policy would lock us out
     return True
 
@@ -195,6 +227,7 @@ def ensure_model_and_config(sagemaker: Any, spec: EndpointSpec) -> list[str]:
             "ModelDataUrl": spec.model_data_url,
             "Environment": CONTAINER_ENVIRONMENT | spec.container_env,
         },
+        Tags=spec.aws_tags,
     ):
         created.append(f"model {spec.model_name}")
     if not _exists(sagemaker.describe_endpoint_config, EndpointConfigName=spec.config_name):
@@ -221,6 +254,7 @@ def ensure_model_and_config(sagemaker: Any, spec: EndpointSpec) -> list[str]:
                 "OutputConfig": output,
                 "ClientConfig": {"MaxConcurrentInvocationsPerInstance": spec.max_concurrent_invocations},
             },
+            Tags=spec.aws_tags,
         ):
             return created
         created.append(f"endpoint config {spec.config_name}")
@@ -288,37 +322,25 @@ def register_autoscaling(autoscaling: Any, cloudwatch: Any, spec: EndpointSpec) 
             ScalableDimension=DIMENSION,
             MinCapacity=min(min_capacity, spec.max_instances),
             MaxCapacity=spec.max_instances,
+            **({"Tags": dict(spec.tags)} if spec.tags else {}),
         )
+    if scaling_in_place(autoscaling, cloudwatch, spec):
+        return  # as deployed: a render (whose policy may not change it) needs nothing more
     common = {"ServiceNamespace": "sagemaker", "ResourceId": spec.resource_id, "ScalableDimension": DIMENSION}
     autoscaling.put_scaling_policy(
         PolicyName=f"{spec.endpoint_name}-backlog-per-instance",
         PolicyType="TargetTrackingScaling",
-        TargetTrackingScalingPolicyConfiguration={
-            "TargetValue": float(spec.max_concurrent_invocations),
-            "CustomizedMetricSpecification": {
-                "MetricName": "ApproximateBacklogSizePerInstance",
-                "Namespace": "AWS/SageMaker",
-                "Dimensions": [{"Name": "EndpointName", "Value": spec.endpoint_name}],
-                "Statistic": "Average",
-            },
-            "ScaleInCooldown": 300,
-            "ScaleOutCooldown": 60,
-        },
+        TargetTrackingScalingPolicyConfiguration=tracking_configuration(spec),
         **common,
     )
     step = autoscaling.put_scaling_policy(
-        PolicyName=f"{spec.endpoint_name}-HasBacklogWithoutCapacity-ScalingPolicy",
+        PolicyName=step_policy_name(spec),
         PolicyType="StepScaling",
-        StepScalingPolicyConfiguration={
-            "AdjustmentType": "ChangeInCapacity",
-            "MetricAggregationType": "Average",
-            "Cooldown": 300,
-            "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}],
-        },
+        StepScalingPolicyConfiguration=STEP_CONFIGURATION,
         **common,
     )
     cloudwatch.put_metric_alarm(
-        AlarmName=f"{spec.endpoint_name}-HasBacklogWithoutCapacity",
+        AlarmName=alarm_name(spec),
         MetricName="HasBacklogWithoutCapacity",
         Namespace="AWS/SageMaker",
         Dimensions=[{"Name": "EndpointName", "Value": spec.endpoint_name}],
@@ -330,7 +352,58 @@ def register_autoscaling(autoscaling: Any, cloudwatch: Any, spec: EndpointSpec) 
         ComparisonOperator="GreaterThanOrEqualToThreshold",
         TreatMissingData="missing",
         AlarmActions=[step["PolicyARN"]],
+        Tags=spec.aws_tags,
     )
+
+
+STEP_CONFIGURATION: dict[str, Any] = {
+    "AdjustmentType": "ChangeInCapacity",
+    "MetricAggregationType": "Average",
+    "Cooldown": 300,
+    "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}],
+}
+
+
+def tracking_configuration(spec: EndpointSpec) -> dict[str, Any]:
+    return {
+        "TargetValue": float(spec.max_concurrent_invocations),
+        "CustomizedMetricSpecification": {
+            "MetricName": "ApproximateBacklogSizePerInstance",
+            "Namespace": "AWS/SageMaker",
+            "Dimensions": [{"Name": "EndpointName", "Value": spec.endpoint_name}],
+            "Statistic": "Average",
+        },
+        "ScaleInCooldown": 300,
+        "ScaleOutCooldown": 60,
+    }
+
+
+def step_policy_name(spec: EndpointSpec) -> str:
+    return f"{spec.endpoint_name}-HasBacklogWithoutCapacity-ScalingPolicy"
+
+
+def alarm_name(spec: EndpointSpec) -> str:
+    return f"{spec.endpoint_name}-HasBacklogWithoutCapacity"
+
+
+def scaling_in_place(autoscaling: Any, cloudwatch: Any, spec: EndpointSpec) -> bool:
+    """Both policies as this spec has them, and the wake alarm firing the step policy: read with the
+    describe calls a render's policy allows."""
+    policies = {
+        p["PolicyName"]: p
+        for p in autoscaling.describe_scaling_policies(
+            ServiceNamespace="sagemaker", ResourceId=spec.resource_id
+        )["ScalingPolicies"]
+    }
+    tracking = policies.get(f"{spec.endpoint_name}-backlog-per-instance")
+    step = policies.get(step_policy_name(spec))
+    if tracking is None or step is None:
+        return False
+    wanted = tracking_configuration(spec)["TargetValue"]
+    if float(tracking.get("TargetTrackingScalingPolicyConfiguration", {}).get("TargetValue", -1)) != wanted:
+        return False
+    alarms = cloudwatch.describe_alarms(AlarmNames=[alarm_name(spec)])["MetricAlarms"]
+    return bool(alarms) and step["PolicyARN"] in alarms[0].get("AlarmActions", [])
 
 
 def set_min_capacity(autoscaling: Any, spec: EndpointSpec, minimum: int) -> None:

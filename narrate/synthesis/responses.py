@@ -7,7 +7,8 @@ import binascii
 import json
 from dataclasses import dataclass
 
-from narrate.errors import SegmentRejected, TransientSynthesisError, transient_status
+from model_server.protocol import MODEL_LOAD_FAILED
+from narrate.errors import ModelNotLoaded, SegmentRejected, TransientSynthesisError, transient_status
 
 
 @dataclass(frozen=True)
@@ -43,14 +44,16 @@ def parse_batch_output(body: bytes, expected_ids: tuple[str, ...]) -> dict[str, 
     return outputs
 
 
-def failure_error(body: bytes) -> SegmentRejected | TransientSynthesisError:
-    """An async failure object as the error it stands for: a 4xx is final (but a 429), anything else
-    transient."""
+def failure_error(body: bytes) -> SegmentRejected | TransientSynthesisError | ModelNotLoaded:
+    """An async failure object as the error it stands for: a model that did not load stops the render;
+    a 4xx is final (but a 429); anything else transient."""
     try:
         data = json.loads(body)
         code, message = int(data.get("code", 500)), str(data.get("message", "")).strip()
     except (ValueError, AttributeError, TypeError):
         code, message = 500, body[:200].decode("utf-8", "replace")
     message = message or "the handler gave no message"
+    if message.startswith(MODEL_LOAD_FAILED):
+        return ModelNotLoaded(message)
     final = 400 <= code < 500 and not transient_status(code)
     return SegmentRejected(message) if final else TransientSynthesisError(message)

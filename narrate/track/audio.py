@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
@@ -244,21 +243,3 @@ def _abs_max(values: np.ndarray) -> float:
 
 def gain_factor(gain_db: float) -> np.float32:
     return np.float32(10 ** (gain_db / 20))
-
-
-@dataclass(frozen=True)
-class LoudnessResult:
-    """Measured as floats (-inf for silence); a timeline read back from JSON, which has no infinity,
-    gives None for those."""
-
-    target_lufs: float
-    measured_lufs: float | None
-    gain_db: float
-    output_lufs: float | None
-    true_peak_dbtp: float | None
-    peak_limited: bool
-
-    def rounded(self) -> LoudnessResult:
-        """For reports: hundredths of a dB are all a listener could tell apart."""
-        fields = {k: round(v, 2) if isinstance(v, float) else v for k, v in vars(self).items()}
-        return replace(self, **fields)

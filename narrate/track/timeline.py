@@ -8,12 +8,10 @@ that sample. Boundaries are computed from absolute sample positions and absolute
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from pydantic import BaseModel
-
-from narrate.track.audio import LoudnessResult
 
 
 def seconds_to_samples(seconds: float, sample_rate: int) -> int:
@@ -62,6 +60,24 @@ def layout_scenes(
         spans.append(SceneSpan(start, clip, end, start_frame, end_frame))
         start, start_frame = end, end_frame
     return spans
+
+
+@dataclass(frozen=True)
+class LoudnessResult:
+    """Measured as floats (-inf for silence); a timeline read back from JSON, which has no infinity,
+    gives None for those."""
+
+    target_lufs: float
+    measured_lufs: float | None
+    gain_db: float
+    output_lufs: float | None
+    true_peak_dbtp: float | None
+    peak_limited: bool
+
+    def rounded(self) -> LoudnessResult:
+        """For reports: hundredths of a dB are all a listener could tell apart."""
+        fields = {k: round(v, 2) if isinstance(v, float) else v for k, v in vars(self).items()}
+        return replace(self, **fields)
 
 
 class TimelineSegment(BaseModel):

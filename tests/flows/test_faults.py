@@ -7,6 +7,7 @@ it), the final state is honest (the manifest says what happened), and the endpoi
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 
 from flows.render_narration import render_narration
 from narrate.aws.local import LocalAws
+from narrate.errors import ModelNotLoaded
 from narrate.manifest import RenderManifest
 from narrate.settings import get_settings
 from tests.conftest import EXAMPLES, wait_for
@@ -121,29 +123,67 @@ def test_a_cold_start_longer_than_the_invocation_timeout(
     assert endpoint_instances() == (0, 0)
 
 
-def test_an_endpoint_that_fails_to_start_fails_the_render_quoting_why_and_a_fixed_rerun_completes(
-    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_model_that_does_not_load_fails_the_render_at_its_first_answer_and_a_fixed_rerun_completes(
+    demo: Path, tmp_path: Path, emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """As the real container toolkit does it: model_fn fails, the instance stays in service and refuses
+    every request with the load error (loading again each time). narrate stops at the first such
+    answer, scales the endpoint to zero and names what to fix; nothing is retried."""
     broken = tmp_path / "empty-checkpoint"
     broken.mkdir()
-    monkeypatch.setenv("NARRATE_ENGINES", "dev,qwen")  # the container cannot load this: it never starts
+    monkeypatch.setenv("NARRATE_ENGINES", "dev,qwen")
     monkeypatch.setenv("NARRATE_QWEN_CUSTOM_VOICE_MODEL", str(broken))
     monkeypatch.setenv("NARRATE_QWEN_BASE_MODEL", "none")
+    monkeypatch.setenv("NARRATE_BATCH_SIZE", "2")  # four requests: the first refusal stops the render
     get_settings.cache_clear()
     out = tmp_path / "out"
+    loads_before = emulator.model_loads[get_settings().endpoint_name]
+    started = time.monotonic()
     state = render_narration(script=str(demo), out_dir=str(out), return_state=True)
-    assert state.is_failed()
+    assert state.is_failed() and time.monotonic() - started < 30  # not after any output deadline
+    with pytest.raises(ModelNotLoaded, match="the model did not load"):
+        state.result()
     manifest = manifest_of(out)
     assert manifest.state == "failed" and manifest.error is not None
-    assert "is Failed" in manifest.error and "did not pass the ping health check" in manifest.error
-    assert str(broken) in manifest.error  # the container's own reason, quoted
+    assert str(broken) in manifest.error and "NARRATE_QWEN_CUSTOM_VOICE_MODEL" in manifest.error
+    assert all(s.attempts <= 1 and s.status != "done" for s in manifest.segments)  # nothing retried
     assert not (out / "narration.wav").exists() and endpoint_instances() == (0, 0)
-
-    # the same configuration again is refused at once, saying what to do
-    again = render_narration(script=str(demo), out_dir=str(out), return_state=True)
-    assert again.is_failed() and "configuration is unchanged" in (manifest_of(out).error or "")
+    status = boto3.client("sagemaker").describe_endpoint(EndpointName=get_settings().endpoint_name)
+    assert status["EndpointStatus"] == "InService"  # AWS does not fail the endpoint for this
+    assert emulator.model_loads[get_settings().endpoint_name] - loads_before >= 2  # loaded per request
 
     monkeypatch.setenv("NARRATE_ENGINES", "dev")  # the cause fixed: a new configuration
+    get_settings.cache_clear()
+    result = render_narration(script=str(demo), out_dir=str(out))
+    assert result["synthesised"] == 8 and manifest_of(out).state == "completed"
+    assert endpoint_instances() == (0, 0)
+
+
+def test_a_container_that_cannot_start_fails_the_endpoint_quoting_why_and_a_fixed_rerun_completes(
+    demo: Path, tmp_path: Path, emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container that never passes its health check (a failed requirements install): the endpoint
+    ends Failed, the render quotes FailureReason, the same configuration is refused at once, and a
+    changed one replaces the failed endpoint."""
+    emulator.faults.container_start_failure = (
+        "CannotStartContainerError: pip install -r requirements.txt failed"
+    )
+    out = tmp_path / "out"
+    try:
+        state = render_narration(script=str(demo), out_dir=str(out), return_state=True)
+        assert state.is_failed()
+        manifest = manifest_of(out)
+        assert manifest.state == "failed" and manifest.error is not None
+        assert "is Failed" in manifest.error and "did not pass the ping health check" in manifest.error
+        assert "pip install -r requirements.txt failed" in manifest.error  # the container's own reason
+        assert not (out / "narration.wav").exists() and endpoint_instances() == (0, 0)
+
+        # the same configuration again is refused at once, saying what to do
+        again = render_narration(script=str(demo), out_dir=str(out), return_state=True)
+        assert again.is_failed() and "configuration is unchanged" in (manifest_of(out).error or "")
+    finally:
+        emulator.faults.container_start_failure = None
+    monkeypatch.setenv("NARRATE_MAX_CONCURRENT_INVOCATIONS", "3")  # the cause fixed: a new configuration
     get_settings.cache_clear()
     result = render_narration(script=str(demo), out_dir=str(out))
     assert result["synthesised"] == 8 and manifest_of(out).state == "completed"

@@ -129,7 +129,7 @@ def free_port() -> int:
 
 def start_prefect_server(home: Path, port: int) -> subprocess.Popen[bytes]:
     """A real ``prefect server start`` (services and all) on 127.0.0.1, its SQLite database in ``home``."""
-    from narrate.cli.prefect_server import healthy
+    from narrate.prefect_api import healthy
 
     env = dict(os.environ) | {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)

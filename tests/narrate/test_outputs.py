@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from narrate.outputs import MANIFEST, OUTPUT_FILES, RenderFolder
-from narrate.track.audio import LoudnessResult
-from narrate.track.timeline import Timeline
+from narrate.track.timeline import LoudnessResult, Timeline
 
 
 def silent_timeline() -> Timeline:

@@ -43,6 +43,7 @@ from narrate.aws.local.autoscaling import (
     scalable_target,
 )
 from narrate.aws.local.faults import Faults
+from narrate.aws.local.quotas import LocalQuotas
 from narrate.aws.local.state import SimEndpoint, SimInstance, SimRequest
 from narrate.aws.s3 import split_s3
 
@@ -81,8 +82,10 @@ class AsyncEndpointEmulator:
         }
         self._endpoints: dict[str, SimEndpoint] = {}
         self.faults = Faults(options.fault_file)
+        self.quotas = LocalQuotas()
         self.synthesised: Counter[str] = Counter()  # segment id -> times the handler was asked for it
         self.launches: Counter[str] = Counter()  # endpoint name -> instances launched (cold starts)
+        self.model_loads: Counter[str] = Counter()  # endpoint name -> model_fn runs
         self._released_seconds: Counter[str] = Counter()  # endpoint name -> launch-to-release seconds
         self._scheduled_actions_run: set[tuple[str, str]] = set()
         self._lock = threading.RLock()
@@ -347,18 +350,32 @@ class AsyncEndpointEmulator:
     # --- what an instance does -----------------------------------------------------------------
 
     def _load_model(self, endpoint: SimEndpoint, instance: SimInstance) -> None:
-        """What a cold start does after launch: model_fn, configured by the model's container Environment."""
-        from model_server import inference
-
-        try:
-            model = inference.load_engines(ServerConfig.from_env(self._container_environment(endpoint)))
-        except Exception as exc:  # the container never passes its health check
-            self._container_failed(endpoint, instance, f"{exc.__class__.__name__}: {str(exc)[:300]}")
+        """What a cold start does after launch: the container starts (or fails to, e.g. its requirements
+        install), then model_fn runs, configured by the model's container Environment. A model_fn that
+        fails does not stop the container, as with the real toolkit: the instance is in service and
+        every request it takes loads again, and is refused with the load error while that fails."""
+        failure = self.faults.container_start_failure
+        if failure:
+            self._container_failed(endpoint, instance, failure)
             return
+        model = None
+        try:
+            model = self._run_model_fn(endpoint)
+        except Exception as exc:
+            log.warning(
+                "%s: instance %s is up, its model_fn failed: %s", endpoint.name, instance.instance_id, exc
+            )
         with self._lock:
             instance.ready_at = max(instance.ready_at, time.monotonic())
-            instance.model = model
+            instance.model, instance.started = model, True
         self.wake_up()
+
+    def _run_model_fn(self, endpoint: SimEndpoint) -> Any:
+        from model_server import inference
+
+        with self._lock:
+            self.model_loads[endpoint.name] += 1
+        return inference.load_model(ServerConfig.from_env(self._container_environment(endpoint)))
 
     def _container_failed(self, endpoint: SimEndpoint, instance: SimInstance, error: str) -> None:
         """As SageMaker: a container that fails while the endpoint is created fails the endpoint with a
@@ -394,7 +411,6 @@ class AsyncEndpointEmulator:
 
     def _serve(self, endpoint: SimEndpoint, instance: SimInstance, request: SimRequest) -> None:
         from model_server import inference
-        from model_server.protocol import RequestError
 
         done = threading.Event()
         result: dict[str, Any] = {}
@@ -404,14 +420,14 @@ class AsyncEndpointEmulator:
                 time.sleep(self.options.invocation_seconds)
                 body = self._get(request.input_location)
                 parsed = inference.input_fn(body, request.content_type)
+                if instance.model is None:  # the toolkit initialises again on every request until it loads
+                    instance.model = self._run_model_fn(endpoint)
                 with self._lock:
                     self.synthesised.update(s.id for s in parsed.request.segments)
                 output = inference.output_fn(inference.predict_fn(parsed, instance.model), request.accept)
                 result["output"] = self.faults.into_output(output)
-            except RequestError as exc:
+            except Exception as exc:  # the toolkit answers every hook exception 400, its message as it is
                 result["error"] = (400, str(exc))
-            except Exception as exc:
-                result["error"] = (500, f"{exc.__class__.__name__}: {str(exc)[:300]}")
             finally:
                 done.set()
 

@@ -24,6 +24,9 @@ class Faults:
     def __init__(self, fault_file: str | None = None) -> None:
         self.fault_file = Path(fault_file) if fault_file else None
         self.capacity_withheld = False
+        # Every container of the endpoint fails to start (as a failed requirements install does): the
+        # instance never passes its health check, and a new endpoint ends Failed with this reason.
+        self.container_start_failure: str | None = None
         self._throttle_remaining = 0
         self._segment_faults: dict[str, str] = {}
         self._output_faults: list[str] = []

@@ -5,6 +5,8 @@
   ``CurrentInstanceCount`` and the status, moto keeps only the desired count.
 - moto has no ``UpdateEndpoint``: the emulator rolls out the new configuration.
 - moto's ``InvokeEndpointAsync`` runs nothing: requests go to the emulator's queue.
+- moto has no Service Quotas for SageMaker: the emulator's (:mod:`narrate.aws.local.quotas`) answer
+  ``ListServiceQuotas``, and ``CreateEndpoint`` beyond them is refused (ResourceLimitExceeded).
 - moto's Polly ``SynthesizeSpeech`` answers eight zero bytes: the dev voice answers instead, marked
   emulated (:mod:`narrate.aws.local.polly_emulator`).
 """
@@ -19,6 +21,7 @@ from moto.polly.resources import VOICE_DATA
 from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
 from moto.sagemakerruntime import responses as runtime_responses
+from moto.servicequotas import responses as quota_responses
 
 from narrate.aws.local.emulator import AsyncEndpointEmulator, ThrottledError
 from narrate.aws.local.polly_emulator import PollyEmulator, speech_response
@@ -43,6 +46,15 @@ def _create_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str, t
     if endpoint_name in self.endpoints:  # moto would silently replace it; AWS refuses
         arn = sm_models.FakeEndpoint.arn_formatter(endpoint_name, self.account_id, self.region_name)
         raise sm_models.ValidationError(message=f'Cannot create already existing endpoint "{arn}".')
+    variant = self.describe_endpoint_config(endpoint_config_name)["ProductionVariants"][0]
+    quota = _emulator().quotas.value(variant["InstanceType"])
+    if int(variant.get("InitialInstanceCount", 1)) > quota:
+        raise ResourceLimitExceeded(
+            f"The account-level service limit '{variant['InstanceType']} for endpoint usage' is {quota:g} "
+            f"Instances, with current utilization of 0 Instances and a request delta of "
+            f"{variant.get('InitialInstanceCount', 1)} Instances. Please use AWS Service Quotas to request "
+            "an increase for this quota."
+        )
     endpoint = _originals["create_endpoint"](self, endpoint_name, endpoint_config_name, tags)
     _emulator().on_endpoint_created(endpoint, self)
     return endpoint
@@ -101,6 +113,18 @@ def _invoke_endpoint_async_action(self: Any) -> Any:
     )
 
 
+class ResourceLimitExceeded(sm_models.ValidationError):  # type: ignore[misc]
+    def __init__(self, message: str) -> None:
+        super().__init__(message=message)
+        self.code = "ResourceLimitExceeded"
+
+
+def _list_service_quotas_action(self: Any) -> str:
+    params = json.loads(self.body or "{}")
+    quotas = _emulator().quotas.listing() if params.get("ServiceCode") == "sagemaker" else []
+    return json.dumps({"Quotas": quotas})
+
+
 def _polly_speech_action(self: Any) -> Any:
     if not _polly:
         return _error(500, "ServiceFailureException", "the embedded AWS's Polly is not running")
@@ -129,6 +153,7 @@ def install(emulator: AsyncEndpointEmulator, polly: PollyEmulator | None = None)
     sm_responses.SageMakerResponse.update_endpoint = _update_endpoint_action  # type: ignore[attr-defined]
     runtime_responses.SageMakerRuntimeResponse.invoke_endpoint_async = _invoke_endpoint_async_action  # type: ignore[method-assign]
     polly_responses.PollyResponse.speech = _polly_speech_action  # type: ignore[method-assign]
+    quota_responses.ServiceQuotasResponse.list_service_quotas = _list_service_quotas_action  # type: ignore[attr-defined]
 
 
 def uninstall(emulator: AsyncEndpointEmulator, polly: PollyEmulator | None = None) -> None:

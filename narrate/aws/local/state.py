@@ -28,12 +28,13 @@ class SimInstance:
     instance_id: str
     launched_at: float
     ready_at: float
-    model: Any = None
+    model: Any = None  # None while started: model_fn failed, and the next request loads again
+    started: bool = False  # its container is up and answers /ping
     busy: int = 0
     retiring: bool = False
 
     def in_service(self, now: float) -> bool:
-        return self.model is not None and now >= self.ready_at
+        return self.started and now >= self.ready_at
 
 
 @dataclass

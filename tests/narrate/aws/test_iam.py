@@ -1,37 +1,54 @@
-"""The IAM policies narrate prints: every call the code makes is allowed, nothing else, nothing wild."""
+"""The IAM policies narrate prints, as AWS would judge them: parliament (AWS's IAM linter) accepts every
+document, and a deploy then a render, run against the embedded AWS with every call recorded, make only
+calls their own policy allows; the render policy allows almost nothing it does not need."""
 
 from __future__ import annotations
 
 import json
-import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from parliament import analyze_policy_string, enhance_finding
 
-from narrate.aws.iam import UNSCOPED_ACTIONS, endpoint_role_policy, orchestrator_policy
+from narrate.aws.clients import AwsClients
+from narrate.aws.iam import DOCUMENTS, UNSCOPED_ACTIONS, endpoint_role_policy, policies
 from narrate.cli.main import main
-from narrate.settings import Settings
+from narrate.endpoints.deploy import DeployOptions, deploy
+from narrate.settings import Settings, get_settings
+from tests.conftest import EXAMPLES
 
-ROOT = Path(__file__).resolve().parents[3]
 SERVICE = {
-    "sagemaker": "sagemaker",
-    "runtime": "sagemaker",
-    "s3": "s3",
-    "autoscaling": "application-autoscaling",
-    "cloudwatch": "cloudwatch",
-    "polly": "polly",
-}
+    "sagemaker": "sagemaker", "sagemaker-runtime": "sagemaker", "s3": "s3", "iam": "iam",
+    "application-autoscaling": "application-autoscaling", "cloudwatch": "cloudwatch",
+    "service-quotas": "servicequotas", "polly": "polly",
+}  # fmt: skip
+# S3 operations whose IAM action has another name (and what needs no permission at all).
 RENAMED = {
-    "s3:UploadFile": "s3:PutObject",
     "s3:HeadBucket": "s3:ListBucket",
+    "s3:ListObjectsV2": "s3:ListBucket",
+    "s3:HeadObject": "s3:GetObject",
     "s3:PutBucketEncryption": "s3:PutEncryptionConfiguration",
     "s3:PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
 }
-REQUIRED_BESIDES_CALLS = {
-    "iam:PassRole",
-    "iam:CreateServiceLinkedRole",
-}  # create_model / autoscaling need them
+# What the deploy policy allows that a first deploy never calls: evaluated on another call (PassRole
+# on CreateModel, AddTags/TagResource on tagged creates), or needed for a later one (a rollout, a
+# replaced endpoint, a deleted alarm, the service-linked role AWS creates on the first registration).
+DEPLOY_BESIDES_CALLS = {
+    "iam:PassRole", "iam:CreateServiceLinkedRole", "iam:GetRolePolicy", "iam:TagRole", "sagemaker:AddTags",
+    "cloudwatch:TagResource", "application-autoscaling:TagResource", "sagemaker:UpdateEndpoint",
+    "sagemaker:DeleteEndpoint", "sagemaker:UpdateEndpointWeightsAndCapacities",
+    "sagemaker:InvokeEndpointAsync",
+    "application-autoscaling:DeregisterScalableTarget", "application-autoscaling:PutScheduledAction",
+    "application-autoscaling:DeleteScheduledAction", "cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms",
+    "s3:DeleteObject", "s3:GetObject", "s3:GetBucketPublicAccessBlock", "s3:GetEncryptionConfiguration",
+    "s3:GetBucketPolicy", "s3:PutBucketPolicy",
+}  # fmt: skip
+RENDER_BESIDES_CALLS = {"polly:SynthesizeSpeech"}  # the render below speaks a dev voice
 
 
 def settings(**overrides: Any) -> Settings:
@@ -40,68 +57,117 @@ def settings(**overrides: Any) -> Settings:
     return Settings(**(base | overrides))
 
 
-def actions_the_code_calls() -> set[str]:
-    calls = set()
-    folders = ("narrate/endpoints", "narrate/aws/s3.py", "narrate/cli/endpoint.py",
-               "narrate/synthesis/polly_speech.py", "tasks", "flows")  # fmt: skip
-    pattern = r"\b(sagemaker|runtime|s3|autoscaling|cloudwatch|polly)\.([a-z_]+)\b"
-    for folder in folders:
-        for path in (ROOT / folder).rglob("*.py") if (ROOT / folder).is_dir() else [ROOT / folder]:
-            for client, method in re.findall(pattern, path.read_text()):
-                if method == "meta":
-                    continue
-                action = f"{SERVICE[client]}:{''.join(w.title() for w in method.split('_'))}"
-                calls.add(RENAMED.get(action, action))
-    return calls
-
-
 def statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
     assert policy["Version"] == "2012-10-17"
     return policy["Statement"]
 
 
-def test_the_orchestrator_may_make_exactly_the_calls_the_code_makes() -> None:
-    policy = orchestrator_policy(settings(), "123456789012")
-    allowed = {a for s in statements(policy) for a in s["Action"]}
-    calls = actions_the_code_calls()
-    assert calls, "the scan found no AWS calls"
-    assert calls <= allowed, f"calls the policy does not allow: {calls - allowed}"
-    assert allowed - calls <= REQUIRED_BESIDES_CALLS, f"allowed but never called: {allowed - calls}"
+def actions(policy: dict[str, Any]) -> set[str]:
+    return {action for statement in statements(policy) for action in statement["Action"]}
 
 
-@pytest.mark.parametrize("build", [orchestrator_policy, endpoint_role_policy])
-def test_no_wildcard_beyond_what_aws_requires(build: Any) -> None:
-    for statement in statements(build(settings(kms_key_id="arn:aws:kms:eu-west-1:1:key/k"), "123456789012")):
-        assert statement["Effect"] == "Allow"
-        assert all("*" not in action for action in statement["Action"]), statement
-        if "*" in statement["Resource"]:
-            assert statement["Resource"] == ["*"] and set(statement["Action"]) <= UNSCOPED_ACTIONS, statement
-        for resource in statement["Resource"]:
-            assert (
-                resource == "*"
-                or "123456789012" in resource
-                or resource.startswith(("arn:aws:s3:::acme-narrate", "arn:aws:ecr:", "arn:aws:kms:"))
-            ), resource
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "eu-central-2", "ap-east-1"])
+@pytest.mark.parametrize("kms", [None, "arn:aws:kms:eu-west-1:123456789012:key/k"])
+def test_every_document_passes_the_iam_linter(region: str, kms: str | None) -> None:
+    """No finding above LOW. The LOW ones are the Resource "*" of the Application Auto Scaling actions,
+    which AWS scopes only to a scalable target's ARN whose id it makes up at registration."""
+    for name, document in policies(settings(region=region, kms_key_id=kms), "123456789012").items():
+        findings = [enhance_finding(f) for f in analyze_policy_string(json.dumps(document)).findings]
+        serious = [(f.issue, f.detail) for f in findings if f.severity not in {"LOW", "INFO"}]
+        assert serious == [], (name, serious)
+        for finding in findings:
+            assert finding.issue == "RESOURCE_STAR", (name, finding.issue, finding.detail)
+            assert all(action.startswith("application-autoscaling:") for action in finding.detail), (
+                finding.detail
+            )
 
 
-def test_resources_are_the_named_endpoint_and_the_bucket_prefix() -> None:
-    text = json.dumps(orchestrator_policy(settings(), "123456789012"))
-    assert "arn:aws:sagemaker:eu-west-1:123456789012:endpoint/narrate-tts" in text
-    assert "arn:aws:s3:::acme-narrate/narrate/*" in text and "arn:aws:s3:::*" not in text
-    role = json.dumps(endpoint_role_policy(settings(), "123456789012"))
-    assert "acme-narrate/narrate/async-outputs/*" in role and "/aws/sagemaker/Endpoints/narrate-tts" in role
+def test_the_linter_catches_what_it_should(tmp_path: Path) -> None:
+    """The check can fail: the old policy's CreateEndpoint on the endpoint alone is a RESOURCE_MISMATCH."""
+    old = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["sagemaker:CreateEndpoint"],
+           "Resource": ["arn:aws:sagemaker:eu-west-1:123456789012:endpoint/narrate-tts"]}]}  # fmt: skip
+    issues = {enhance_finding(f).issue for f in analyze_policy_string(json.dumps(old)).findings}
+    assert "RESOURCE_MISMATCH" in issues
 
 
-def test_the_command_prints_both_documents(capsys: pytest.CaptureFixture[str], monkeypatch: Any) -> None:
-    from narrate.settings import get_settings
+def test_no_wildcard_beyond_what_aws_requires() -> None:
+    for name, document in policies(
+        settings(kms_key_id="arn:aws:kms:eu-west-1:1:key/k"), "123456789012"
+    ).items():
+        for statement in statements(document):
+            assert statement["Effect"] == "Allow"
+            assert all("*" not in action for action in statement["Action"]), (name, statement)
+            if "*" in statement["Resource"]:
+                assert statement["Resource"] == ["*"] and set(statement["Action"]) <= UNSCOPED_ACTIONS, (
+                    statement
+                )
 
+
+def test_the_render_policy_sets_up_nothing() -> None:
+    render = actions(policies(settings(), "123456789012")["render"])
+    forbidden = {"s3:PutBucketPolicy", "sagemaker:CreateModel", "iam:PassRole", "sagemaker:CreateEndpoint",
+                 "sagemaker:UpdateEndpoint", "application-autoscaling:PutScalingPolicy"}  # fmt: skip
+    assert forbidden & render == set()
+
+
+def test_the_image_and_its_registry_follow_the_region() -> None:
+    for region, account in (("eu-west-1", "763104351884"), ("eu-central-2", "380420809688")):
+        text = json.dumps(endpoint_role_policy(settings(region=region), "123456789012"))
+        assert f"arn:aws:ecr:{region}:{account}:repository/huggingface-pytorch-inference" in text
+
+
+@contextmanager
+def recorded_calls() -> Iterator[set[str]]:
+    """Every AWS call boto3 makes meanwhile, as the IAM action it needs."""
+    calls: set[str] = set()
+
+    def record(model: Any, **kwargs: Any) -> None:
+        service = SERVICE.get(model.service_model.service_name)
+        if service is not None:
+            action = f"{service}:{model.name}"
+            calls.add(RENAMED.get(action, action))
+
+    events = boto3._get_default_session().events
+    events.register("before-call", record)
+    try:
+        yield calls
+    finally:
+        events.unregister("before-call", record)
+
+
+@pytest.mark.usefixtures("prefect_server", "embedded_aws")
+def test_a_deploy_then_a_render_make_only_the_calls_their_policies_allow(tmp_path: Path) -> None:
+    from flows.render_narration import render_narration
+
+    current = get_settings()
+    documents = policies(current, "123456789012")
+    package = tmp_path / "model.tar.gz"
+    package.write_bytes(b"a package")
+    with recorded_calls() as deploy_calls:
+        deploy(current, AwsClients(current.region), DeployOptions(create_role=True), lambda: package)
+    allowed = actions(documents["deploy"])
+    assert deploy_calls <= allowed, f"deploy calls its policy does not allow: {deploy_calls - allowed}"
+    assert allowed - deploy_calls <= DEPLOY_BESIDES_CALLS, allowed - deploy_calls
+
+    script = Path(shutil.copy(EXAMPLES / "demo.yaml", tmp_path / "demo.yaml"))
+    with recorded_calls() as render_calls:
+        result = render_narration(script=str(script), out_dir=str(tmp_path / "out"))
+    assert result["synthesised"] == 8
+    allowed = actions(documents["render"])
+    assert render_calls <= allowed, f"render calls its policy does not allow: {render_calls - allowed}"
+    assert allowed - render_calls <= RENDER_BESIDES_CALLS, allowed - render_calls
+
+
+def test_the_command_prints_the_three_documents(capsys: pytest.CaptureFixture[str], monkeypatch: Any) -> None:
     monkeypatch.setenv("NARRATE_ROLE_ARN", "arn:aws:iam::210987654321:role/narrate")
     get_settings.cache_clear()
     assert main(["iam-policy"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert set(printed) == {"orchestrator", "endpoint_execution_role"}
+    assert tuple(printed) == DOCUMENTS == ("deploy", "render", "endpoint_execution_role")
     assert "210987654321" in json.dumps(printed)
     monkeypatch.delenv("NARRATE_ROLE_ARN")
     get_settings.cache_clear()
     assert main(["iam-policy"]) == 2
     assert "--account" in capsys.readouterr().err
+    assert main(["iam-policy", "--account", "123456789012"]) == 0
+    assert "arn:aws:sagemaker:us-east-1:123456789012:endpoint/" in capsys.readouterr().out

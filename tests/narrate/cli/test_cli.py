@@ -63,7 +63,7 @@ def test_endpoint_commands_drive_the_endpoint(capsys: pytest.CaptureFixture[str]
         return json.loads(capsys.readouterr().out)
 
     assert run("endpoint", "status")["status"] == "absent"
-    deployed = run("deploy", "--no-wheels")
+    deployed = run("deploy", "--no-wheels", "--create-role")
     assert str(deployed["uploaded"]).endswith("/model/model.tar.gz") and deployed["status"] == "InService"
     assert run("endpoint", "up")["created"] == []
     assert run("endpoint", "wake")["current_instances"] == 1

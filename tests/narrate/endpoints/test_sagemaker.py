@@ -196,20 +196,23 @@ class RecordingS3:
         self.meta = type("Meta", (), {"endpoint_url": "https://s3.eu-west-1.amazonaws.com"})()
         self.calls: dict[str, dict] = {}
 
-    def head_bucket(self, **kwargs: object) -> None:
+    def list_objects_v2(self, **kwargs: object) -> None:
         from botocore.exceptions import ClientError
 
-        raise ClientError({"Error": {"Code": "404"}}, "HeadBucket")
+        raise ClientError({"Error": {"Code": "NoSuchBucket"}}, "ListObjectsV2")
 
     def __getattr__(self, name: str) -> object:
         return lambda **kwargs: self.calls.__setitem__(name, kwargs)
 
 
 def test_a_created_bucket_refuses_requests_without_tls() -> None:
-    from narrate.endpoints.sagemaker_setup import ensure_bucket
+    from narrate.endpoints.sagemaker_setup import BucketSpec, ensure_bucket
 
     s3 = RecordingS3()
-    assert ensure_bucket(s3, "narrate-prod", "eu-west-1", "arn:aws:kms:eu-west-1:1:key/k")
+    tags = [{"Key": "project", "Value": "narrate"}]
+    assert ensure_bucket(
+        s3, BucketSpec("narrate-prod", "narrate", "eu-west-1", "arn:aws:kms:eu-west-1:1:key/k", tags)
+    )
     assert s3.calls["create_bucket"]["CreateBucketConfiguration"] == {"LocationConstraint": "eu-west-1"}
     assert all(s3.calls["put_public_access_block"]["PublicAccessBlockConfiguration"].values())
     rule = s3.calls["put_bucket_encryption"]["ServerSideEncryptionConfiguration"]["Rules"][0]
