@@ -14,6 +14,7 @@ BENCHMARKS = {
     "incremental": "bench.incremental",
     "model-server": "bench.model_server",
     "orchestration": "bench.orchestration",
+    "voices": "bench.voices",
 }
 
 
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=None, help="model-server: codec frames a segment")
     parser.add_argument("--sizes", type=int, nargs="+", default=None, help="orchestration: segment counts")
     parser.add_argument(
-        "--segments", type=int, default=None, help="incremental, critical-path (comparison): script length"
+        "--segments", type=int, default=None, help="incremental, critical-path (comparison), voices: segments"
     )
     parser.add_argument(
         "--scale", type=float, default=None, help="critical-path: time scale of the comparison"

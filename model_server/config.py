@@ -28,7 +28,7 @@ _SAMPLE_BYTES = 1 << 20
 class ServerConfig:
     """What ``model_fn`` loads and how the engines behave; each knob's variable is ``NARRATE_<NAME>``."""
 
-    engines: str = "dev"  # comma list of engines: dev, qwen
+    engines: str = "dev,piper"  # comma list of engines: dev (eSpeak NG), piper (Piper voices), qwen
     # Each Qwen checkpoint: a directory (absolute, or relative to the model directory, where weights
     # shipped inside model.tar.gz land) or a Hugging Face hub id; "none" leaves that mode unserved.
     qwen_custom_voice_model: str = DEFAULT_CUSTOM_VOICE_MODEL
@@ -67,7 +67,7 @@ class ServerConfig:
 
     def served_modes(self) -> frozenset[str]:
         """The request modes a container with this configuration serves (dev, custom_voice, ...)."""
-        modes = {"dev"} if "dev" in self.engine_names else set()
+        modes = {name for name in ("dev", "piper") if name in self.engine_names}  # engine = its mode
         if "qwen" in self.engine_names:
             modes |= set(self.qwen_sources("."))
         return frozenset(modes)

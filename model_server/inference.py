@@ -1,7 +1,7 @@
 """The SageMaker Hugging Face container contract: model_fn / input_fn / predict_fn / output_fn.
 
-Engine-agnostic: ``NARRATE_ENGINES`` (comma list: ``dev``, ``qwen``) says which engines ``model_fn``
-loads (:mod:`model_server.config` has every knob); each request is routed by its ``mode``. A
+Engine-agnostic: ``NARRATE_ENGINES`` (comma list: ``dev``, ``piper``, ``qwen``) says which engines
+``model_fn`` loads (:mod:`model_server.config` has every knob); each request is routed by its ``mode``. A
 RequestError raised here becomes the async failure object (a short message naming the field); a
 failure of one segment in a batch stays in that segment's entry and never fails the others.
 """
@@ -44,6 +44,12 @@ def _espeak(config: ServerConfig, model_dir: str) -> dict[str, SpeechEngine]:
     return {"dev": EspeakEngine()}
 
 
+def _piper(config: ServerConfig, model_dir: str) -> dict[str, SpeechEngine]:
+    from model_server.engines.piper import PiperEngine
+
+    return {"piper": PiperEngine()}
+
+
 def _qwen(config: ServerConfig, model_dir: str) -> dict[str, SpeechEngine]:
     from model_server.engines.qwen import load_qwen_engines
 
@@ -53,6 +59,7 @@ def _qwen(config: ServerConfig, model_dir: str) -> dict[str, SpeechEngine]:
 # Engine name in NARRATE_ENGINES -> loader of its engines (one per checkpoint), imported only when named.
 ENGINE_FACTORIES: dict[str, Callable[[ServerConfig, str], dict[str, SpeechEngine]]] = {
     "dev": _espeak,
+    "piper": _piper,
     "qwen": _qwen,
 }
 

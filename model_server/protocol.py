@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from model_server.voices import DEV_VOICES, normalize_language, normalize_speaker
+from model_server.voices import DEV_VOICES, normalize_language, normalize_speaker, piper_language_problem
 
 MAX_TEXT_CHARS = 5000
 MAX_SEGMENTS_PER_REQUEST = 256
@@ -60,6 +60,27 @@ class DevVoiceRequest(_VoiceRequest):
         return DEV_VOICES[self.language]
 
 
+class PiperSettings(_VoiceRequest):
+    """How a Piper (VITS) voice speaks; the defaults are the joe voice's own. The script's piper voice
+    is these same fields."""
+
+    voice_model: str = Field("joe", description="Which Piper voice: joe (US English, male).")
+    length_scale: float = Field(1.0, ge=0.5, le=2.0, description="Speaking time: 1.2 is 20% slower.")
+    noise_scale: float = Field(0.667, ge=0, le=1.5, description="Variation in the voice (0: none).")
+    noise_w_scale: float = Field(0.8, ge=0, le=1.5, description="Variation in timing (0: none).")
+    sentence_silence: float = Field(0.15, ge=0, le=2.0, description="Seconds of silence between sentences.")
+
+    @model_validator(mode="after")
+    def _speaks_the_language(self) -> PiperSettings:
+        if problem := piper_language_problem(self.voice_model, self.language):
+            raise ValueError(problem)
+        return self
+
+
+class PiperVoiceRequest(PiperSettings):
+    mode: Literal["piper"]
+
+
 class CustomVoiceRequest(_VoiceRequest):
     mode: Literal["custom_voice"]
     speaker: str
@@ -101,7 +122,7 @@ class VoiceDesignRequest(_VoiceRequest):
 
 
 VoiceRequest = Annotated[
-    DevVoiceRequest | CustomVoiceRequest | VoiceCloneRequest | VoiceDesignRequest,
+    DevVoiceRequest | PiperVoiceRequest | CustomVoiceRequest | VoiceCloneRequest | VoiceDesignRequest,
     Field(discriminator="mode"),
 ]
 
@@ -157,7 +178,7 @@ class ParsedRequest:
 
 
 _GENERATION_FIELDS = set(GenerationRequest.model_fields)
-_MODES = {"dev", "custom_voice", "voice_clone", "voice_design"}
+_MODES = {"dev", "piper", "custom_voice", "voice_clone", "voice_design"}
 
 
 def parse_request(body: str | bytes | bytearray) -> ParsedRequest:

@@ -130,6 +130,19 @@ class RenderFailed(NarrateError):
         )
 
 
+class CheckFailed(NarrateError):
+    """``narrate check`` did not hear some segments' words."""
+
+    exit_code = 7
+
+    def __init__(self, segment_ids: list[str], report_path: str) -> None:
+        self.segment_ids = segment_ids
+        super().__init__(
+            f"{len(segment_ids)} segment(s) do not say their script's words as far as the recogniser can "
+            f"hear: {', '.join(segment_ids)}. Listen to them; {report_path} has what was heard"
+        )
+
+
 class VideoError(NarrateError):
     exit_code = 6
 

@@ -19,6 +19,7 @@ SRT = "captions.srt"
 VTT = "captions.vtt"
 VIDEO = "video.mp4"
 VIDEO_REPORT = "video.report.json"
+CHECK = "check.json"  # narrate check's result
 MANIFEST = RenderManifest.FILE_NAME
 # The outputs a render lists in its manifest, by kind.
 OUTPUT_FILES = {"wav": WAV, "mp3": MP3, "srt": SRT, "vtt": VTT, "timeline": TIMELINE, "video": VIDEO}
@@ -38,6 +39,10 @@ class RenderFolder:
     @property
     def timeline_path(self) -> Path:
         return self.path / TIMELINE
+
+    @property
+    def check_path(self) -> Path:
+        return self.path / CHECK
 
     def file(self, kind: str) -> Path:
         """Where the output of this kind (wav, mp3, srt, vtt, timeline, video) is written."""

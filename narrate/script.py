@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from model_server.protocol import GenerationRequest as GenerationSettings
-from model_server.protocol import transcript_missing
+from model_server.protocol import PiperSettings, transcript_missing
 from model_server.voices import normalize_language, normalize_speaker
 from narrate.consent import consent_problem
 from narrate.errors import ScriptError
@@ -43,6 +43,7 @@ class Engine(StrEnum):
     QWEN_CLONE = "qwen-clone"
     QWEN_DESIGN = "qwen-design"
     POLLY = "polly"
+    PIPER = "piper"
     DEV = "dev"
 
 
@@ -70,6 +71,13 @@ class DevVoice(_VoiceBase):
     engine: Literal[Engine.DEV] = Engine.DEV
     rate_wpm: int = Field(165, ge=80, le=450, description="Speaking rate in words per minute.")
     pitch: int = Field(50, ge=0, le=99, description="Base pitch, 0-99.")
+
+
+class PiperVoice(PiperSettings):
+    """Offline neural voice (Piper, VITS on onnxruntime, shipped in a wheel): sounds like a person, runs
+    on a CPU. English only; each take differs slightly unless both noise scales are 0."""
+
+    engine: Literal[Engine.PIPER] = Engine.PIPER
 
 
 class QwenSpeakerVoice(_VoiceBase):
@@ -146,9 +154,20 @@ class PollyVoice(_Strict):
 
 
 Voice = Annotated[
-    DevVoice | QwenSpeakerVoice | QwenCloneVoice | QwenDesignVoice | PollyVoice,
+    DevVoice | PiperVoice | QwenSpeakerVoice | QwenCloneVoice | QwenDesignVoice | PollyVoice,
     Field(discriminator="engine"),
 ]
+
+
+def voice_language(voice: Voice) -> str | None:
+    """The language a voice speaks, by name; None for a Polly voice whose language is not given or is
+    not one of :data:`~model_server.voices.LANGUAGES`."""
+    if not isinstance(voice, PollyVoice):
+        return voice.language
+    try:
+        return normalize_language(voice.language_code) if voice.language_code else None
+    except ValueError:
+        return None
 
 
 class OutputOptions(_Strict):
@@ -413,6 +432,9 @@ def _describe(error: Any, data: dict[str, Any]) -> str:
         message = f"must be {_BOUNDS[kind]} {limit}, got {error['input']!r}; use a value in range"
     elif kind == "too_short":
         message = "is empty; add at least one entry"
+    named, _, rest = message.partition(": ")
+    if kind == "value_error" and rest and named.isidentifier():  # a voice's check naming its own field
+        location, message = f"{location}.{named}" if location else named, rest
     return f"{location}: {message}" if location else message
 
 

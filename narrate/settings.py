@@ -73,7 +73,9 @@ class Settings(BaseSettings):
     instance_type: str = Field("ml.g5.xlarge", description="Instance type of the endpoint.")
     max_instances: int = Field(1, ge=1, le=20, description="Autoscaling MaxCapacity.")
     max_concurrent_invocations: int = Field(2, ge=1, le=1000, description="Per instance.")
-    engines: str = Field("dev", description="Engines the container loads: dev, qwen (comma list).")
+    engines: str = Field(
+        ServerConfig().engines, description="Engines the container loads: dev, piper, qwen (comma list)."
+    )
     qwen_custom_voice_model: str = Field(
         DEFAULT_CUSTOM_VOICE_MODEL, description="CustomVoice checkpoint: a directory or hub id; 'none' = off."
     )

@@ -25,7 +25,7 @@ from narrate.errors import AssemblyError
 from narrate.files import write_atomic, write_text_atomic
 from narrate.log import run_logger
 from narrate.outputs import MP3, SRT, TIMELINE, VTT, WAV
-from narrate.script import NarrationScript, PollyVoice, QwenCloneVoice, Voice
+from narrate.script import NarrationScript, PollyVoice, QwenCloneVoice, Voice, voice_language
 from narrate.synthesis.cache import ClipCache
 from narrate.synthesis.polly_speech import plain_text
 from narrate.synthesis.requests import ModelIdentity
@@ -139,6 +139,7 @@ def build_track(
         voice=voice_text,
         model_id=identity.model_id,
         model_revision=identity.revision,
+        language=voice_language(narration.voice),
         disclosure=disclosure_text(narration.voice, identity),
         emulated=identity.emulated,
         loudness=loudness.rounded(),

@@ -123,6 +123,19 @@ def write_script(folder: Path, body: str, name: str = "script.yaml") -> Path:
     return path
 
 
+def copy_demo(folder: Path, voice: str | None = None) -> Path:
+    """``examples/demo.yaml`` copied into ``folder``; ``voice`` names one of its voices to speak it in
+    instead of its default (``dev``, eSpeak, where a test times the lifecycle rather than the voice)."""
+    import yaml
+
+    text = (EXAMPLES / "demo.yaml").read_text(encoding="utf-8")
+    if voice is not None:
+        data = yaml.safe_load(text)
+        data["voice"] = data["voices"][voice]
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return write_script(folder, text, "demo.yaml")
+
+
 def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
     """Poll a condition the embedded AWS reaches asynchronously; True once it holds."""
     deadline = time.monotonic() + seconds

@@ -39,6 +39,7 @@ def test_deployment_names_are_unique_and_each_becomes_a_runner_deployment() -> N
         "qwen-clone",
         "qwen-design",
         "polly",
+        "piper",
         "dev",
     ]
     seed = schema["definitions"]["GenerationRequest"]["properties"]["seed"]

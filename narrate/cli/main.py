@@ -1,5 +1,6 @@
 """``narrate``: validate, render, retry and serve narration scripts; manage the endpoint. Exit codes
-come from the error (narrate.errors): 2 bad input, 3 assembly, 4 failed segments, 5 endpoint, 6 video."""
+come from the error (narrate.errors): 2 bad input, 3 assembly, 4 failed segments, 5 endpoint, 6 video,
+7 a check that did not hear the script."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 
 from rich.markup import escape
 
-from narrate.cli import endpoint, render, runs
+from narrate.cli import check, endpoint, render, runs
 from narrate.cli.progress import console
 from narrate.errors import NarrateError
 
@@ -19,6 +20,7 @@ def parser() -> argparse.ArgumentParser:
     render.add_commands(commands)
     endpoint.add_commands(commands)
     runs.add_commands(commands)
+    check.add_commands(commands)
     return top
 
 

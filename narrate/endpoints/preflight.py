@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from model_server.config import ServerConfig
 from narrate.endpoints.kind import EndpointKind, endpoint_for
 from narrate.errors import ConfigError
-from narrate.script import DevVoice, Engine, PollyVoice, Voice, load_script
+from narrate.script import DevVoice, Engine, PiperVoice, PollyVoice, Voice, load_script
 from narrate.settings import Settings
 from narrate.synthesis.requests import QWEN_MODES, override_engine
 
@@ -17,6 +17,7 @@ from narrate.synthesis.requests import QWEN_MODES, override_engine
 QWEN = "add qwen to NARRATE_ENGINES and set"
 MODE_SETTINGS = {
     "dev": "add dev to NARRATE_ENGINES",
+    "piper": "add piper to NARRATE_ENGINES",
     "custom_voice": f"{QWEN} NARRATE_QWEN_CUSTOM_VOICE_MODEL (a CustomVoice checkpoint)",
     "voice_clone": f"{QWEN} NARRATE_QWEN_BASE_MODEL (a Base checkpoint)",
     "voice_design": f"{QWEN} NARRATE_QWEN_VOICE_DESIGN_MODEL (a VoiceDesign checkpoint)",
@@ -29,6 +30,8 @@ def request_mode(voice: Voice) -> str | None:
         return None
     if isinstance(voice, DevVoice):
         return "dev"
+    if isinstance(voice, PiperVoice):
+        return "piper"
     return QWEN_MODES[Engine(voice.engine)]
 
 

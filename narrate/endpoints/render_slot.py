@@ -130,14 +130,13 @@ def ensure_limit(name: str) -> None:
 @contextmanager
 def _heartbeat(endpoint_name: str) -> Iterator[None]:
     from prefect.runtime import flow_run
-    from prefect.variables import Variable
 
     variable = heartbeat_name(endpoint_name)
     holder = {"flow_run_id": flow_run.get_id(), "pid": os.getpid(), "host": socket.gethostname()}
     stop = threading.Event()
 
     def beat() -> None:
-        Variable.set(variable, holder | {"renewed_at": time.time()}, overwrite=True)
+        write_beat(variable, holder | {"renewed_at": time.time()})
 
     def keep_beating() -> None:
         while not stop.wait(HEARTBEAT_SECONDS):
@@ -158,6 +157,29 @@ def _heartbeat(endpoint_name: str) -> Iterator[None]:
             target=forget_beat, args=(variable, holder), name="render-slot-forget", daemon=True
         )
         forget.start()
+
+
+BEAT_WRITE_ATTEMPTS = 3
+
+
+def write_beat(variable: str, beat: dict[str, Any]) -> None:
+    """Write the holder's beat. ``Variable.set`` reads the variable, then updates or creates it: the
+    previous holder's background :func:`forget_beat` (or a waiter freeing the slot) can delete it in
+    between (404 on the update) or another writer create it (409 on the create). Either way the next
+    attempt sees the variable as it now is."""
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
+    from prefect.variables import Variable
+
+    for attempt in range(1, BEAT_WRITE_ATTEMPTS + 1):
+        try:
+            Variable.set(variable, beat, overwrite=True)
+            return
+        except (ObjectNotFound, ObjectAlreadyExists):
+            if attempt == BEAT_WRITE_ATTEMPTS:
+                raise
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code not in (404, 409) or attempt == BEAT_WRITE_ATTEMPTS:
+                raise
 
 
 def forget_beat(variable: str, holder: dict[str, Any]) -> None:

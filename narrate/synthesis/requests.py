@@ -18,17 +18,20 @@ from model_server.protocol import (
     BatchRequest,
     CustomVoiceRequest,
     DevVoiceRequest,
+    PiperSettings,
+    PiperVoiceRequest,
     SegmentRequest,
     VoiceCloneRequest,
     VoiceDesignRequest,
 )
-from model_server.voices import DEV_VOICES
+from model_server.voices import DEV_VOICES, piper_revision
 from narrate.errors import ConfigError
 from narrate.files import file_sha256
 from narrate.script import (
     DevVoice,
     Engine,
     GenerationSettings,
+    PiperVoice,
     PollyVoice,
     QwenCloneVoice,
     QwenDesignVoice,
@@ -43,7 +46,9 @@ QWEN_MODES: dict[Engine, str] = {
     Engine.QWEN_CLONE: "voice_clone",
     Engine.QWEN_DESIGN: "voice_design",
 }
-HandlerVoice = DevVoiceRequest | CustomVoiceRequest | VoiceCloneRequest | VoiceDesignRequest
+HandlerVoice = (
+    DevVoiceRequest | PiperVoiceRequest | CustomVoiceRequest | VoiceCloneRequest | VoiceDesignRequest
+)
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ def model_identity(voice: Voice, server: ServerConfig, aws: Literal["local", "re
     """
     if isinstance(voice, DevVoice):
         return ModelIdentity("espeak-ng", f"espeakng-loader-{version('espeakng-loader')}")
+    if isinstance(voice, PiperVoice):
+        return ModelIdentity("piper", piper_revision(voice.voice_model))
     if isinstance(voice, PollyVoice):
         if aws == "local":
             espeak = f"espeakng-loader-{version('espeakng-loader')}"
@@ -80,6 +87,8 @@ def voice_sound_fields(voice: Voice, identity: ModelIdentity) -> dict[str, Any]:
     """Every voice field that changes the audio; a reference clip counts by its content hash."""
     if isinstance(voice, DevVoice):
         return {"voice": DEV_VOICES[voice.language], "rate_wpm": voice.rate_wpm, "pitch": voice.pitch}
+    if isinstance(voice, PiperVoice):
+        return _piper_settings(voice).model_dump()
     if isinstance(voice, QwenSpeakerVoice):
         return {"speaker": voice.speaker, "instruct": voice.instruct, "language": voice.language}
     if isinstance(voice, QwenCloneVoice):
@@ -101,9 +110,12 @@ def voice_sound_fields(voice: Voice, identity: ModelIdentity) -> dict[str, Any]:
 
 
 def generation_sound_fields(voice: Voice, generation: GenerationSettings) -> dict[str, Any]:
-    """Sampling settings matter only to the sampling (Qwen) engines."""
+    """Sampling settings matter only to the sampling engines: all of them to Qwen's, the seed (which
+    take) to Piper's."""
     if isinstance(voice, DevVoice | PollyVoice):
         return {}
+    if isinstance(voice, PiperVoice):
+        return {"seed": generation.seed}
     return generation.model_dump()
 
 
@@ -114,6 +126,8 @@ def voice_request(voice: Voice, identity: ModelIdentity) -> HandlerVoice | Polly
         return DevVoiceRequest(
             mode="dev", language=voice.language, rate_wpm=voice.rate_wpm, pitch=voice.pitch
         )
+    if isinstance(voice, PiperVoice):
+        return PiperVoiceRequest(mode="piper", **_piper_settings(voice).model_dump())
     if isinstance(voice, QwenSpeakerVoice):
         return CustomVoiceRequest(
             mode="custom_voice", speaker=voice.speaker, language=voice.language, instruct=voice.instruct
@@ -137,6 +151,11 @@ def voice_request(voice: Voice, identity: ModelIdentity) -> HandlerVoice | Polly
     )
 
 
+def _piper_settings(voice: PiperVoice) -> PiperSettings:
+    """The fields the script's piper voice shares with the request (all of them decide the sound)."""
+    return PiperSettings.model_validate(voice.model_dump(exclude={"engine"}))
+
+
 def batch_request(
     voice: HandlerVoice | PollyVoiceRequest,
     segments: Sequence[tuple[str, str]],
@@ -156,6 +175,8 @@ def override_engine(voice: Voice, engine: Engine) -> Voice:
     language = getattr(voice, "language", "english")
     if engine is Engine.DEV:
         return DevVoice(language=language)
+    if engine is Engine.PIPER:
+        return PiperVoice(language=language)
     if engine is Engine.QWEN_SPEAKER:
         return QwenSpeakerVoice(speaker="aiden", language=language)
     raise ConfigError(

@@ -72,7 +72,10 @@ class LoudnessResult:
     gain_db: float
     output_lufs: float | None
     true_peak_dbtp: float | None
-    peak_limited: bool
+    peak_limited: bool  # the true-peak limiter acted (the gain alone would have passed the ceiling)
+    limiter_max_reduction_db: float = 0.0
+    limiter_mean_reduction_db: float = 0.0  # over the samples the limiter reduced
+    limited_seconds: float = 0.0
 
     def rounded(self) -> LoudnessResult:
         """For reports: hundredths of a dB are all a listener could tell apart."""
@@ -97,6 +100,8 @@ class TimelineSegment(BaseModel):
     cache_hit: bool
     engine: str
     voice: str
+    clip_lufs: float | None = None  # the clip's own loudness as synthesised (None: too short to measure)
+    level_gain_db: float = 0.0  # levelling the clip to the others', before the track's gain
 
 
 class Timeline(BaseModel):
@@ -110,6 +115,7 @@ class Timeline(BaseModel):
     voice: str
     model_id: str
     model_revision: str
+    language: str | None = None  # what the voice speaks (a name, e.g. english); None: not known
     disclosure: str
     emulated: str | None = None  # a stand-in served the voice (local mode's Polly): which one
     loudness: LoudnessResult

@@ -6,7 +6,6 @@ it), the final state is honest (the manifest says what happened), and the endpoi
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from narrate.aws.local import LocalAws
 from narrate.errors import ModelNotLoaded
 from narrate.manifest import RenderManifest
 from narrate.settings import get_settings
-from tests.conftest import EXAMPLES, wait_for
+from tests.conftest import copy_demo, wait_for
 from tests.flows.test_render_narration import endpoint_instances
 
 pytestmark = pytest.mark.usefixtures("prefect_server", "embedded_aws")
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("NARRATE_BATCH_SIZE", "4")  # two requests of four segments
     get_settings.cache_clear()
-    return Path(shutil.copy(EXAMPLES / "demo.yaml", tmp_path / "demo.yaml"))
+    return copy_demo(tmp_path, voice="dev")  # faults of the lifecycle: the fast voice keeps deadlines short
 
 
 @pytest.fixture

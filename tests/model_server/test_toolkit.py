@@ -184,3 +184,30 @@ def test_the_toolkits_own_requirements_install_works_offline_from_the_vendored_w
         [toolkit_python, "-c", show], capture_output=True, text=True, check=True
     ).stdout.split()
     assert versions == ["4.57.3", "1.12.0"]
+
+
+def test_the_piper_voice_through_the_toolkit(toolkit_python: Path, model_dir: Path) -> None:
+    """The neural voice a new user hears first, served by the same package a real endpoint loads."""
+    single = {"mode": "piper", "text": "Press Connect to continue.", "language": "en"}
+    batch = {
+        "voice": {"mode": "piper", "language": "en"},
+        "segments": [{"id": "a", "text": "Select orders and customers."}, {"id": "b", "text": "..."}],
+        "generation": {"seed": 3},
+    }
+    cases = [
+        case(single),
+        case(single, accept="audio/wav"),
+        case(batch),
+        case(single | {"language": "de"}),
+        case({"mode": "dev", "text": "x"}),
+    ]
+    results = serve(toolkit_python, model_dir, cases, {"NARRATE_ENGINES": "piper"})
+    assert [r["code"] for r in results] == [200, 200, 200, 400, 400], results
+    audio, rate = wav_of(results[0])
+    assert rate == 22050 and audio.size > rate
+    assert np.array_equal(wav_of(results[1])[0], audio)  # the same take, as JSON and as a WAV
+    answer = json.loads(base64.b64decode(results[2]["body_b64"]))
+    assert answer["model_id"] == "piper" and answer["segments"][0]["num_samples"] > 0
+    assert answer["segments"][1]["error"] == "text: produced no audio (nothing speakable)"
+    assert "language: the Piper voice 'joe' speaks english only" in results[3]["message"]
+    assert "mode: 'dev' is not served by this endpoint (serves: piper)" in results[4]["message"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from narrate.errors import ScriptError
-from narrate.script import DevVoice, QwenSpeakerVoice, load_script
+from narrate.script import DevVoice, PiperVoice, QwenSpeakerVoice, load_script
 from tests.conftest import EXAMPLES, write_script
 
 VALID = """
@@ -30,7 +30,8 @@ def problems_of(path: Path, **kwargs: object) -> list[str]:
 def test_example_script_is_valid() -> None:
     script = load_script(EXAMPLES / "demo.yaml")
     assert 6 <= len(script.segments) <= 10
-    assert isinstance(script.voice, DevVoice)
+    assert isinstance(script.voice, PiperVoice)  # a new user's first render: the neural voice
+    assert isinstance(script.voices["joe"], PiperVoice) and isinstance(script.voices["dev"], DevVoice)
 
 
 def test_yaml_and_json_load_the_same(tmp_path: Path) -> None:
@@ -89,6 +90,22 @@ def test_unknown_speaker(tmp_path: Path) -> None:
     body = VALID.replace("{engine: dev, language: en}", "{engine: qwen-speaker, speaker: bob}")
     (problem,) = problems_of(write_script(tmp_path, body))
     assert problem.startswith("voice.speaker: unknown speaker 'bob'; use one of aiden")
+
+
+@pytest.mark.parametrize(
+    ("voice", "expected"),
+    [
+        (
+            "{engine: piper, language: de}",
+            "voice.language: the Piper voice 'joe' speaks english only, not german; use engine dev",
+        ),
+        ("{engine: piper, voice_model: amy}", "voice.voice_model: unknown Piper voice 'amy'; use one of joe"),
+        ("{engine: piper, length_scale: 9}", "voice.length_scale: must be <= 2, got 9"),
+    ],
+)
+def test_piper_voice_problems_name_the_field(tmp_path: Path, voice: str, expected: str) -> None:
+    (problem,) = problems_of(write_script(tmp_path, VALID.replace("{engine: dev, language: en}", voice)))
+    assert problem.startswith(expected), problem
 
 
 def test_speaker_names_are_case_insensitive(tmp_path: Path) -> None:

@@ -316,6 +316,8 @@ class AsyncEndpointEmulator:
         serving = sum(1 for i in endpoint.instances if i.in_service(now))
         desired = int(variant.get("DesiredInstanceCount") or 0)
         variant["CurrentInstanceCount"] = in_service
+        if endpoint.moto_endpoint.endpoint_status == "Failed":
+            return  # as on AWS: a failed endpoint stays failed until it is updated or deleted
         if endpoint.created:
             if in_service >= 1:
                 endpoint.created = False

