@@ -4,7 +4,6 @@ written atomically, then checked against the real clip lengths before anything i
 from __future__ import annotations
 
 import contextlib
-import math
 import mmap
 import os
 import shutil
@@ -29,11 +28,11 @@ from narrate.script import NarrationScript, PollyVoice, QwenCloneVoice, Voice, v
 from narrate.synthesis.cache import ClipCache
 from narrate.synthesis.polly_speech import plain_text
 from narrate.synthesis.requests import ModelIdentity
-from narrate.track.audio import gain_factor, integrated_loudness, prepare_clip, true_peak_dbtp
+from narrate.track.audio import prepare_clip
 from narrate.track.captions import segment_cues, to_srt, to_vtt
+from narrate.track.loudness import ClipLevel, level_clips, normalise, with_clip_limiting
 from narrate.track.mp3 import Mp3Encoder, ffmpeg_exe
 from narrate.track.timeline import (
-    LoudnessResult,
     SceneSpan,
     Timeline,
     TimelineSegment,
@@ -108,6 +107,7 @@ def build_track(
     rate = narration.output.sample_rate
     fps = narration.output.frame_rate
     prepared = prepare_clips(raw_clips, rate)
+    levels = level_clips(prepared, rate, narration.output)
     spans = layout_scenes(
         [len(c) for c in prepared],
         [seconds_to_samples(s.min_seconds or 0, rate) for s in narration.segments],
@@ -122,11 +122,13 @@ def build_track(
         clip = prepared.pop()
         samples[span.start_sample : span.start_sample + len(clip)] = clip
     output = narration.output
-    loudness = normalise(samples, rate, output.loudness_lufs, output.true_peak_dbtp, mp3)
+    loudest = max((level.true_peak_dbtp for level in levels), default=float("-inf"))
+    loudness = normalise(samples, rate, output.loudness_lufs, output.true_peak_dbtp, mp3, loudest)
+    loudness = with_clip_limiting(loudness, levels, rate)
     voice_text = describe_voice(narration.voice)
     segments = [
-        _timeline_segment(planned, span, rate, voice_text, track)
-        for planned, span in zip(track.plan, spans, strict=True)
+        _timeline_segment(planned, span, level, voice_text, track)
+        for planned, span, level in zip(track.plan, spans, levels, strict=True)
     ]
     timeline = Timeline(
         title=narration.title,
@@ -178,44 +180,10 @@ def prepare_clips(
     return prepared
 
 
-def normalise(
-    track: np.ndarray, rate: int, target_lufs: float, ceiling_dbtp: float, mp3: Mp3Encoder | None = None
-) -> LoudnessResult:
-    """One constant gain to the target loudness, lowered if the true peak would pass the ceiling;
-    applied in place.
-
-    The loudness gain is applied first and ``mp3`` starts encoding the gained track at once, while
-    the true peak is measured on it (LAME on one core, the peak on the other): the ceiling rarely
-    lowers the gain of speech, and when it does the encode is cancelled, the track lowered by the
-    difference and encoded again.
-    """
-    measured = integrated_loudness(track, rate)
-    gain_db = target_lufs - measured if math.isfinite(measured) else 0.0  # silence: left as it is
-    track *= gain_factor(gain_db)
-    if mp3 is not None:
-        mp3.start(track)
-    peak = true_peak_dbtp(track)
-    limited = math.isfinite(measured) and peak > ceiling_dbtp
-    if limited:
-        if mp3 is not None:
-            mp3.cancel()
-        track *= gain_factor(ceiling_dbtp - peak)
-        gain_db, peak = gain_db + ceiling_dbtp - peak, ceiling_dbtp
-        if mp3 is not None:
-            mp3.start(track)
-    return LoudnessResult(  # gain is linear: loudness moves by exactly gain_db
-        target_lufs=target_lufs,
-        measured_lufs=measured,
-        gain_db=gain_db,
-        output_lufs=measured + gain_db,
-        true_peak_dbtp=peak,
-        peak_limited=limited,
-    )
-
-
 def _timeline_segment(
-    planned: PlannedSegment, span: SceneSpan, rate: int, voice: str, track: TrackPlan
+    planned: PlannedSegment, span: SceneSpan, level: ClipLevel, voice: str, track: TrackPlan
 ) -> TimelineSegment:
+    rate = track.narration.output.sample_rate
     end = span.start_sample + span.clip_samples
     return TimelineSegment(
         id=planned.id,
@@ -234,6 +202,9 @@ def _timeline_segment(
         cache_hit=planned.cache_key in track.cache_hits,
         engine=track.narration.voice.engine.value,
         voice=voice,
+        clip_lufs=None if level.lufs is None else round(level.lufs, 2),
+        level_gain_db=round(level.gain_db, 2),
+        limiter_max_reduction_db=round(level.limiter.max_reduction_db, 2),
     )
 
 
@@ -369,6 +340,7 @@ def assemble_track(track: TrackPlan, cache_dir: Path, out_dir: Path) -> dict[str
         "true peak %.1f dBTP%s",
         len(timeline.segments), timeline.total_seconds, timeline.total_frames, timeline.fps,
         loudness.output_lufs, loudness.target_lufs, loudness.true_peak_dbtp,
-        " (gain limited by the true-peak ceiling)" if loudness.peak_limited else "",
+        (f"; limiter: at most {loudness.limiter_max_reduction_db:.1f} dB, {loudness.limited_seconds:.1f} s"
+         if loudness.peak_limited else ""),
     )  # fmt: skip
     return outputs

@@ -54,7 +54,10 @@ def summary_markdown(manifest: RenderManifest) -> str:
         lines += [
             f"- length: {timeline.total_seconds:.2f} s "
             f"({timeline.total_frames} frames at {timeline.fps} fps)",
-            f"- loudness: {loudness.output_lufs} LUFS, true peak {loudness.true_peak_dbtp} dBTP",
+            f"- loudness: {loudness.output_lufs} LUFS (target {loudness.target_lufs}), true peak "
+            f"{loudness.true_peak_dbtp} dBTP; true-peak limiter: at most "
+            f"{loudness.limiter_max_reduction_db} dB, {loudness.limiter_mean_reduction_db} dB on average "
+            f"over {loudness.limited_seconds} s",
         ]
     lines += [
         f"- segments: {len(manifest.segments)} ({cached} from the cache, {synthesised} synthesised)",

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 import pyloudnorm
+from scipy.ndimage import minimum_filter1d, uniform_filter1d
 from scipy.signal import lfilter, resample_poly
 
 TRIM_WINDOW_SECONDS = 0.010
@@ -243,3 +245,80 @@ def _abs_max(values: np.ndarray) -> float:
 
 def gain_factor(gain_db: float) -> np.float32:
     return np.float32(10 ** (gain_db / 20))
+
+
+LIMITER_RAMP_SECONDS = 0.010  # the gain glides into and out of a reduction over this long
+LIMITER_HOLD_SECONDS = 0.005  # and holds it this long either side of the peak
+LIMITER_MARGIN_DB = 0.05  # aimed under the ceiling: a gliding gain moves inter-sample peaks a little
+LIMITER_BLOCK = 1 << 18  # samples limited at a time (memory stays small on an hour's track)
+
+
+@dataclass(frozen=True)
+class LimiterResult:
+    max_reduction_db: float  # 0 when the limiter did nothing
+    mean_reduction_db: float  # over the samples it reduced
+    limited_samples: int
+
+
+def limit_true_peak(track: np.ndarray, rate: int, ceiling_dbtp: float) -> LimiterResult:
+    """Bring every 4x oversampled peak of ``track`` (float32, changed in place) under the ceiling with
+    a look-ahead limiter: the gain at each sample is at most ceiling / its oversampled peak, held
+    around each peak and glided into and out of with raised edges, so it is never below what the
+    neighbourhood's loudest peak needs and never changes abruptly. Offline, so the look-ahead is free.
+
+    Only windows whose oversampling bound can pass the threshold are looked at, as in
+    :func:`true_peak_dbtp`; the rest of the track is untouched.
+    """
+    threshold = 10 ** ((ceiling_dbtp - LIMITER_MARGIN_DB) / 20)
+    filter_gain, reach = _oversampling_gain_and_reach()
+    peaks = _window_peaks(track, TRUE_PEAK_WINDOW)
+    bounds = _with_neighbours(peaks) * np.float32(filter_gain * TRUE_PEAK_BOUND_MARGIN)
+    over = np.flatnonzero(bounds > threshold)
+    if over.size == 0:
+        return LimiterResult(0.0, 0.0, 0)
+    ramp = max(1, round(LIMITER_RAMP_SECONDS * rate)) | 1  # odd: a centred moving average
+    hold = ramp + 2 * max(0, round(LIMITER_HOLD_SECONDS * rate))
+    margin = hold + ramp + reach + 1  # samples either side a block's gain depends on
+    reductions: list[np.ndarray] = []
+    for low, high in _regions(over, len(track), margin):
+        original_tail: np.ndarray | None = None  # this region's samples before the last block's gain
+        for start in range(low, high, LIMITER_BLOCK):
+            end = min(high, start + LIMITER_BLOCK)
+            lo, hi = max(0, start - margin), min(len(track), end + margin)
+            source = track[lo:hi].copy()
+            if original_tail is not None:  # the left margin was already limited: use what it was
+                source[: start - lo] = original_tail[-(start - lo) :]
+            needed = np.minimum(1.0, threshold / np.maximum(_sample_true_peaks(source), 1e-30))
+            gain = uniform_filter1d(minimum_filter1d(needed, hold, mode="nearest"), ramp, mode="nearest")
+            gain = np.minimum(gain, needed)[start - lo : end - lo]  # float rounding of the average
+            original_tail = track[max(lo, end - margin) : end].copy()
+            track[start:end] *= gain.astype(np.float32)
+            reduced = gain[gain < 1.0]
+            if reduced.size:
+                reductions.append(-20 * np.log10(reduced))
+    if not reductions:
+        return LimiterResult(0.0, 0.0, 0)
+    every = np.concatenate(reductions)
+    return LimiterResult(float(every.max()), float(every.mean()), int(every.size))
+
+
+def _regions(windows: np.ndarray, samples: int, margin: int) -> list[tuple[int, int]]:
+    """Sample ranges covering the given windows and ``margin`` samples either side, merged."""
+    regions: list[tuple[int, int]] = []
+    for window in windows:
+        low = max(0, int(window) * TRUE_PEAK_WINDOW - margin)
+        high = min(samples, (int(window) + 1) * TRUE_PEAK_WINDOW + margin)
+        if regions and low <= regions[-1][1]:
+            regions[-1] = (regions[-1][0], max(regions[-1][1], high))
+        else:
+            regions.append((low, high))
+    return regions
+
+
+def _sample_true_peaks(samples: np.ndarray) -> np.ndarray:
+    """Per sample, the largest |value| of the 4x oversampled signal from it to the next sample, and
+    of the previous sample's span (an inter-sample peak belongs to both samples around it)."""
+    up = TRUE_PEAK_OVERSAMPLING
+    oversampled = np.abs(resample_poly(samples.astype(np.float32), up, 1))[: len(samples) * up]
+    spans = oversampled.reshape(len(samples), up).max(axis=1)
+    return np.maximum(spans, np.concatenate([[0.0], spans[:-1]]))

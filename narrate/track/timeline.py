@@ -102,6 +102,7 @@ class TimelineSegment(BaseModel):
     voice: str
     clip_lufs: float | None = None  # the clip's own loudness as synthesised (None: too short to measure)
     level_gain_db: float = 0.0  # levelling the clip to the others', before the track's gain
+    limiter_max_reduction_db: float = 0.0  # the most the true-peak limiter took from this clip
 
 
 class Timeline(BaseModel):

@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import numpy as np
+import pyloudnorm
 import pytest
 import soundfile as sf
 
@@ -21,6 +22,7 @@ from narrate.errors import RenderFailed, ScriptError
 from narrate.manifest import RenderManifest
 from narrate.settings import get_settings
 from tests.conftest import EXAMPLES, CloneScript
+from tests.narrate.track.meter import ebur128
 
 pytestmark = pytest.mark.usefixtures("prefect_server", "embedded_aws")
 
@@ -57,6 +59,20 @@ def test_demo_renders_sample_exact_outputs(demo: Path, tmp_path: Path) -> None:
     assert not (out / "narration.wav.partial").exists() and not list(out.glob(".staging-*"))
     manifest = RenderManifest.load(out / "manifest.json")
     assert manifest.state == "completed" and all(s.status == "done" for s in manifest.segments)
+    assert_on_target(out / "narration.wav", timeline)
+
+
+def assert_on_target(wav: Path, timeline: dict[str, Any]) -> None:
+    """The track's loudness and true peak by ffmpeg's BS.1770 meter, each clip's by pyloudnorm's."""
+    measured = ebur128(wav)
+    assert measured.integrated_lufs == pytest.approx(-16.0, abs=0.5)
+    assert measured.true_peak_dbtp <= -1.0
+    audio, rate = sf.read(wav, dtype="float64")
+    meter = pyloudnorm.Meter(rate)
+    clips = [
+        meter.integrated_loudness(audio[s["start_sample"] : s["end_sample"]]) for s in timeline["segments"]
+    ]
+    assert max(clips) - min(clips) <= 1.0  # even: no segment louder or quieter than the rest
 
 
 def test_rerun_synthesises_nothing_and_an_edit_only_itself(demo: Path, tmp_path: Path) -> None:
