@@ -83,9 +83,11 @@ class InstantEngine:
 
 def register_instant_engine(seconds: float = 0.25) -> None:
     """Make ``NARRATE_ENGINES=bench-instant`` load an InstantEngine (this process only)."""
+    from model_server.config import ENGINE_MODES
     from model_server.inference import ENGINE_FACTORIES
 
     ENGINE_FACTORIES[INSTANT_ENGINE] = lambda config, model_dir: {INSTANT_ENGINE: InstantEngine(seconds)}
+    ENGINE_MODES[INSTANT_ENGINE] = InstantEngine.modes
     os.environ["NARRATE_ENGINES"] = INSTANT_ENGINE
 
 

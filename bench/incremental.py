@@ -49,6 +49,7 @@ class CountingEngine:
 
 
 def register_counting_engine() -> None:
+    from model_server.config import ENGINE_MODES
     from model_server.inference import ENGINE_FACTORIES
 
     dev = ENGINE_FACTORIES["dev"]
@@ -58,6 +59,7 @@ def register_counting_engine() -> None:
         return {name: CountingEngine(engine) for name, engine in dev(config, model_dir).items()}
 
     ENGINE_FACTORIES[COUNTING_ENGINE] = factory
+    ENGINE_MODES[COUNTING_ENGINE] = ENGINE_MODES["dev"]
     os.environ["NARRATE_ENGINES"] = COUNTING_ENGINE
 
 

@@ -24,6 +24,11 @@ OFF = ("", "none", "off")
 _SAMPLE_BYTES = 1 << 20
 
 
+# The request modes each engine without checkpoints serves (qwen's depend on its checkpoints). An engine
+# registered into inference.ENGINE_FACTORIES at run time (the benchmarks') registers its modes here.
+ENGINE_MODES: dict[str, frozenset[str]] = {"dev": frozenset({"dev"}), "piper": frozenset({"piper"})}
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """What ``model_fn`` loads and how the engines behave; each knob's variable is ``NARRATE_<NAME>``."""
@@ -67,7 +72,7 @@ class ServerConfig:
 
     def served_modes(self) -> frozenset[str]:
         """The request modes a container with this configuration serves (dev, custom_voice, ...)."""
-        modes = {name for name in ("dev", "piper") if name in self.engine_names}  # engine = its mode
+        modes = {mode for name in self.engine_names for mode in ENGINE_MODES.get(name, ())}
         if "qwen" in self.engine_names:
             modes |= set(self.qwen_sources("."))
         return frozenset(modes)

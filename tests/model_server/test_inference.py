@@ -127,3 +127,12 @@ def test_model_server_imports_nothing_from_the_orchestration_side() -> None:
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in {"narrate", "flows", "tasks", "deployments", "prefect"}, path
+
+
+def test_served_modes_follow_the_engine_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    from model_server.config import ENGINE_MODES, ServerConfig
+
+    assert ServerConfig(engines="dev,piper").served_modes() == {"dev", "piper"}
+    assert ServerConfig(engines="bench-x").served_modes() == frozenset()
+    monkeypatch.setitem(ENGINE_MODES, "bench-x", frozenset({"dev"}))  # as a benchmark registers one
+    assert ServerConfig(engines="bench-x").served_modes() == {"dev"}
