@@ -220,7 +220,10 @@ def copy_manifest_to_s3(manifest: RenderManifest, settings: Settings) -> None:
     except Exception as exc:  # the local manifest is the record; the copy is for other machines
         run_logger().warning("could not copy the manifest to S3: %s", exc)
         return
-    run_logger().info("manifest copied to %s", uri)
+    if uri is None:
+        run_logger().info("no bucket %s yet: the manifest stays in the render folder only", settings.bucket)
+    else:
+        run_logger().info("manifest copied to %s", uri)
 
 
 def default_out_dir(script: str, settings: Settings) -> Path:

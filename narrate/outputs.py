@@ -20,6 +20,7 @@ VTT = "captions.vtt"
 VIDEO = "video.mp4"
 VIDEO_REPORT = "video.report.json"
 CHECK = "check.json"  # narrate check's result
+LOG = "render.log"  # the CLI's log lines of the renders into this folder (appended)
 MANIFEST = RenderManifest.FILE_NAME
 # The outputs a render lists in its manifest, by kind.
 OUTPUT_FILES = {"wav": WAV, "mp3": MP3, "srt": SRT, "vtt": VTT, "timeline": TIMELINE, "video": VIDEO}
@@ -43,6 +44,10 @@ class RenderFolder:
     @property
     def check_path(self) -> Path:
         return self.path / CHECK
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / LOG
 
     def file(self, kind: str) -> Path:
         """Where the output of this kind (wav, mp3, srt, vtt, timeline, video) is written."""

@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from narrate.aws.clients import AwsClients
 from narrate.aws.s3 import s3_encryption
+from narrate.endpoints.sagemaker_setup import bucket_exists
 from narrate.log import run_logger
 from narrate.manifest import RenderManifest
 from narrate.settings import Settings
@@ -17,8 +18,12 @@ from tasks.script import PlannedSegment
 
 
 @task(name="mirror-manifest", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def mirror_manifest(manifest: RenderManifest, settings: Settings, clients: AwsClients) -> str:
-    """A copy of the render manifest in S3 (encrypted), where a retry on another machine finds it."""
+def mirror_manifest(manifest: RenderManifest, settings: Settings, clients: AwsClients) -> str | None:
+    """A copy of the render manifest in S3 (encrypted), where a retry on another machine finds it;
+    None when there is no bucket yet (a render that needed no endpoint, on an AWS where none was ever
+    made: the embedded AWS of an all-cached render), which no retry would change."""
+    if not bucket_exists(clients.s3, settings.bucket, settings.s3_prefix):
+        return None
     key = f"{settings.s3_prefix}/manifests/{Path(manifest.out_dir).name}/{manifest.FILE_NAME}"
     clients.s3.put_object(
         Bucket=settings.bucket,

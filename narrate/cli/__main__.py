@@ -2,6 +2,6 @@
 
 import sys
 
-from narrate.cli.main import main
+from narrate.cli.main import entry
 
-sys.exit(main())
+sys.exit(entry())

@@ -10,6 +10,7 @@ import sys
 from rich.markup import escape
 
 from narrate.cli import check, endpoint, render, runs
+from narrate.cli.logs import quiet_terminal_after_the_command
 from narrate.cli.progress import console
 from narrate.errors import NarrateError
 
@@ -36,5 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> int:
+    """The ``narrate`` command: :func:`main`, then a quiet terminal until the process exits."""
+    code = main()
+    quiet_terminal_after_the_command()
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
+from narrate.cli.logs import logs_to_file
 from narrate.cli.options import AWS_OPTION, settings_for
 from narrate.cli.prefect_server import prepare_prefect_environment
 from narrate.cli.progress import ManifestProgress, console, print_result
@@ -44,6 +45,7 @@ def add_commands(commands: Any) -> None:
     )
     render.add_argument("--video", help="screen recording to re-time to the narration (video.mp4)")
     render.add_argument("--marks", help="its scene marks (default: the script's video.marks)")
+    render.add_argument("-v", "--verbose", action="store_true", help="show the log lines too")
     render.set_defaults(run=run_render)
 
     video = commands.add_parser("video", help="re-time a screen recording to each voice's narration")
@@ -54,6 +56,7 @@ def add_commands(commands: Any) -> None:
     video.add_argument("--out", help="output folder (default renders/<script name>/)")
     video.add_argument("--backend", choices=backends, help="endpoint kind")
     video.add_argument("--aws", **AWS_OPTION)
+    video.add_argument("-v", "--verbose", action="store_true", help="show the log lines too")
     video.set_defaults(run=lambda args: run_render(video_as_render(args)))
 
     consent = commands.add_parser("consent", help="voice-clone consent records")
@@ -101,7 +104,7 @@ def video_as_render(args: argparse.Namespace) -> argparse.Namespace:
             )
     return argparse.Namespace(
         script=script, out=args.out, voice_engine=None, backend=args.backend, aws=args.aws,
-        voice=args.voice, video=args.video, marks=args.marks,
+        voice=args.voice, video=args.video, marks=args.marks, verbose=args.verbose,
     )  # fmt: skip
 
 
@@ -130,7 +133,9 @@ def render_with(args: argparse.Namespace, settings: Settings) -> int:
     if backend is EndpointKind.SAGEMAKER and settings.aws == "local":
         console.print(f"[dim]local mode: embedded AWS on 127.0.0.1, simulated cold start "
                       f"{settings.local_cold_start_seconds:g} s[/]")  # fmt: skip
-    with ManifestProgress(manifests or RenderFolder(out).manifest_path, [s.id for s in narration.segments]):
+    segment_ids = [s.id for s in narration.segments]
+    progress = ManifestProgress(manifests or RenderFolder(out).manifest_path, segment_ids)
+    with logs_to_file(RenderFolder(out).log_path, args.verbose) as log, progress:
         result = render_narration(
             script=args.script,
             out_dir=str(out),
@@ -144,6 +149,7 @@ def render_with(args: argparse.Namespace, settings: Settings) -> int:
         if name:
             console.print(f"[bold]voice {name}[/]")
         print_result(voice_result)
+    console.print(f"  log       {log}", soft_wrap=True, highlight=False)
     return 0
 
 

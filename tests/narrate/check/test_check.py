@@ -5,11 +5,7 @@ PocketSphinx, which this project did not write."""
 from __future__ import annotations
 
 import json
-import os
-import pty
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,28 +17,7 @@ from narrate.cli.main import main
 from narrate.errors import ConfigError
 from narrate.outputs import RenderFolder
 from tests.conftest import EXAMPLES
-
-
-def run_in_terminal(args: list[str], cwd: Path) -> tuple[int, str]:
-    """``narrate`` with a pseudo-terminal as its stdout and stderr, as a person runs it."""
-    controller, terminal = pty.openpty()
-    env = os.environ | {"COLUMNS": "120", "TERM": "xterm-256color"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "narrate.cli", *args], stdin=terminal, stdout=terminal, stderr=terminal,
-        cwd=cwd, env=env, close_fds=True,
-    )  # fmt: skip
-    os.close(terminal)
-    chunks = []
-    while True:
-        try:
-            data = os.read(controller, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(controller)
-    return process.wait(timeout=300), b"".join(chunks).decode(errors="replace")
+from tests.narrate.cli.terminal import run_in_terminal
 
 
 def spoiled_copy(render: Path, into: Path) -> Path:
@@ -84,7 +59,8 @@ def test_the_neural_voice_is_heard_better_than_espeak_and_what_is_not_the_script
         check_render(RenderFolder(out / "joe"), language="german")
 
     spoiled = spoiled_copy(out / "joe", tmp_path / "spoiled")
-    code, shown = run_in_terminal(["check", str(spoiled)], tmp_path)
+    code, output = run_in_terminal(["check", str(spoiled)], tmp_path)
+    shown = output.decode(errors="replace")
     assert code == 7, shown
     report = load_report(RenderFolder(spoiled).check_path)
     failed = {s.id for s in report.failed}
