@@ -30,7 +30,7 @@ from narrate.synthesis.polly_speech import plain_text
 from narrate.synthesis.requests import ModelIdentity
 from narrate.track.audio import prepare_clip
 from narrate.track.captions import segment_cues, to_srt, to_vtt
-from narrate.track.loudness import ClipLevel, level_clips, normalise, with_clip_limiting
+from narrate.track.loudness import ClipLevel, level_clips, normalise
 from narrate.track.mp3 import Mp3Encoder, ffmpeg_exe
 from narrate.track.timeline import (
     SceneSpan,
@@ -122,9 +122,7 @@ def build_track(
         clip = prepared.pop()
         samples[span.start_sample : span.start_sample + len(clip)] = clip
     output = narration.output
-    loudest = max((level.true_peak_dbtp for level in levels), default=float("-inf"))
-    loudness = normalise(samples, rate, output.loudness_lufs, output.true_peak_dbtp, mp3, loudest)
-    loudness = with_clip_limiting(loudness, levels, rate)
+    loudness = normalise(samples, rate, output.loudness_lufs, output.true_peak_dbtp, mp3, levels)
     voice_text = describe_voice(narration.voice)
     segments = [
         _timeline_segment(planned, span, level, voice_text, track)

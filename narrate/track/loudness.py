@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import statistics
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -67,24 +67,13 @@ def level_clips(
         return list(pool.map(level, clips, measured))
 
 
-def with_clip_limiting(loudness: LoudnessResult, levels: list[ClipLevel], rate: int) -> LoudnessResult:
-    """The track's loudness result, its limiter figures counting the clips' limiting too."""
-    track = LimiterResult(
-        loudness.limiter_max_reduction_db,
-        loudness.limiter_mean_reduction_db,
-        round(loudness.limited_seconds * rate),
-    )
-    every = [track, *(level.limiter for level in levels)]
-    samples = sum(r.limited_samples for r in every)
+def combined(results: list[LimiterResult]) -> LimiterResult:
+    """What several limiter passes (the clips', the track's) did in all."""
+    samples = sum(r.limited_samples for r in results)
     if samples == 0:
-        return loudness
-    return replace(
-        loudness,
-        peak_limited=True,
-        limiter_max_reduction_db=max(r.max_reduction_db for r in every),
-        limiter_mean_reduction_db=sum(r.mean_reduction_db * r.limited_samples for r in every) / samples,
-        limited_seconds=samples / rate,
-    )
+        return NOT_LIMITED
+    mean = sum(r.mean_reduction_db * r.limited_samples for r in results) / samples
+    return LimiterResult(max(r.max_reduction_db for r in results), mean, samples)
 
 
 def normalise(
@@ -93,7 +82,7 @@ def normalise(
     target_lufs: float,
     ceiling_dbtp: float,
     mp3: Mp3Encoder | None = None,
-    known_peak_dbtp: float | None = None,
+    levels: list[ClipLevel] | None = None,
 ) -> LoudnessResult:
     """The track to the target loudness under the true-peak ceiling, in place: one constant gain, then,
     where peaks would pass the ceiling, a true-peak limiter, with the gain raised until the limited
@@ -101,44 +90,49 @@ def normalise(
 
     The gain is applied first and ``mp3`` starts encoding the gained track at once, while its true
     peak is measured (LAME on one core, the peak on the other); only when the limiter is needed is the
-    encode cancelled and started again on the limited track. ``known_peak_dbtp`` is the track's true
-    peak before the gain when the caller knows it (the loudest levelled clip's: clips are faded at
-    their edges, so joining them makes no new peak), which saves measuring it again; such a track is
-    left as it is when it already measures within :data:`LEVELLED_TOLERANCE_LU` of the target, and
-    ``mp3`` starts on it before it is measured.
+    encode cancelled and started again on the limited track. ``levels`` are the clips' levelling
+    when the track was joined from levelled clips (:func:`level_clips`): the loudest clip's true peak
+    is the track's (clips are faded at their edges, so joining them makes no new peak), which saves
+    measuring it again; such a track is left as it is when it already measures within
+    :data:`LEVELLED_TOLERANCE_LU` of the target, and ``mp3`` starts on it before it is measured. The
+    clips' limiting counts in the result.
     """
-    levelled = known_peak_dbtp is not None
+    levelled = levels is not None
+    known_peak = max((level.true_peak_dbtp for level in levels or []), default=float("-inf"))
+    earlier = [level.limiter for level in levels or []]
     if levelled and mp3 is not None:
         mp3.start(track)  # levelled clips usually make a track on target already
     measured = integrated_loudness(track, rate)
+
+    def result(
+        gain_db: float, output: float, peak: float, limiter: LimiterResult = NOT_LIMITED
+    ) -> LoudnessResult:
+        done = combined([*earlier, limiter])
+        return LoudnessResult(
+            target_lufs, measured, gain_db, output, peak, done.limited_samples > 0,
+            limiter_max_reduction_db=done.max_reduction_db,
+            limiter_mean_reduction_db=done.mean_reduction_db,
+            limited_seconds=done.limited_samples / rate,
+        )  # fmt: skip
+
     on_target = not math.isfinite(measured) or abs(target_lufs - measured) <= LEVELLED_TOLERANCE_LU
-    if levelled and known_peak_dbtp <= ceiling_dbtp and on_target:
-        return LoudnessResult(target_lufs, measured, 0.0, measured, known_peak_dbtp, False)
+    if levelled and known_peak <= ceiling_dbtp and on_target:
+        return result(0.0, measured, known_peak)
     if levelled and mp3 is not None:
         mp3.cancel()
     gain_db = target_lufs - measured if math.isfinite(measured) else 0.0  # silence: left as it is
     track *= gain_factor(gain_db)
     if mp3 is not None:
         mp3.start(track)
-    peak = true_peak_dbtp(track) if known_peak_dbtp is None else known_peak_dbtp + gain_db
+    peak = known_peak + gain_db if levelled else true_peak_dbtp(track)
     if not math.isfinite(measured) or peak <= ceiling_dbtp:
-        return LoudnessResult(target_lufs, measured, gain_db, measured + gain_db, peak, False)
+        return result(gain_db, measured + gain_db, peak)
     if mp3 is not None:
         mp3.cancel()
     extra_db, output, peak, limiter = limit_to_loudness(track, rate, target_lufs, ceiling_dbtp)
     if mp3 is not None:
         mp3.start(track)
-    return LoudnessResult(
-        target_lufs,
-        measured,
-        gain_db + extra_db,
-        output,
-        peak,
-        True,
-        limiter_max_reduction_db=limiter.max_reduction_db,
-        limiter_mean_reduction_db=limiter.mean_reduction_db,
-        limited_seconds=limiter.limited_samples / rate,
-    )
+    return result(gain_db + extra_db, output, peak, limiter)
 
 
 def limit_to_loudness(

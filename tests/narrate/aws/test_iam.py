@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from parliament import analyze_policy_string, enhance_finding
 
@@ -21,6 +20,7 @@ from narrate.cli.main import main
 from narrate.endpoints.deploy import DeployOptions, deploy
 from narrate.settings import Settings, get_settings
 from tests.conftest import EXAMPLES
+from tests.narrate.aws.boto_calls import each_boto3_call
 
 SERVICE = {
     "sagemaker": "sagemaker", "sagemaker-runtime": "sagemaker", "s3": "s3", "iam": "iam",
@@ -121,18 +121,14 @@ def recorded_calls() -> Iterator[set[str]]:
     """Every AWS call boto3 makes meanwhile, as the IAM action it needs."""
     calls: set[str] = set()
 
-    def record(model: Any, **kwargs: Any) -> None:
-        service = SERVICE.get(model.service_model.service_name)
+    def record(service_name: str, operation: str) -> None:
+        service = SERVICE.get(service_name)
         if service is not None:
-            action = f"{service}:{model.name}"
+            action = f"{service}:{operation}"
             calls.add(RENAMED.get(action, action))
 
-    events = boto3._get_default_session().events
-    events.register("before-call", record)
-    try:
+    with each_boto3_call(record):
         yield calls
-    finally:
-        events.unregister("before-call", record)
 
 
 @pytest.mark.usefixtures("prefect_server", "embedded_aws")

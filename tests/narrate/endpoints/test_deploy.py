@@ -8,7 +8,6 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -21,6 +20,7 @@ from narrate.endpoints.doctor import Doctor
 from narrate.errors import ConfigError
 from narrate.settings import get_settings
 from tests.conftest import EXAMPLES
+from tests.narrate.aws.boto_calls import each_boto3_call
 
 pytestmark = pytest.mark.usefixtures("embedded_aws", "own_role")
 
@@ -44,16 +44,8 @@ def package(tmp_path: Path) -> Path:
 @contextmanager
 def operations() -> Iterator[list[str]]:
     names: list[str] = []
-
-    def record(model: Any, **kwargs: Any) -> None:
-        names.append(model.name)
-
-    events = boto3._get_default_session().events
-    events.register("before-call", record)
-    try:
+    with each_boto3_call(lambda service, operation: names.append(operation)):
         yield names
-    finally:
-        events.unregister("before-call", record)
 
 
 def tags_of(arn: str) -> dict[str, str]:
