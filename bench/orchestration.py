@@ -5,15 +5,18 @@ Each (size, way) runs in its own child process (peak RSS from ``/usr/bin/time -v
 running local Prefect server. The flow way calls ``render_narration`` with backend ``inprocess``
 (the container handler in the flow's process: no embedded AWS); the direct way does the same work
 (plan, batch requests through ``input_fn -> predict_fn -> output_fn``, parse, validate, cache,
-assemble) in a plain loop. Targets (full mode): the flow's wall time per segment <= 20 ms at 1,000
-segments, and peak memory growing no faster than the audio (RSS growth per segment within a
-constant multiple of the track's bytes per segment from 100 to 1,000 segments).
+assemble) in a plain loop; the flow runs again with the quality gate off, and the difference is the
+gate's cost per segment (its measures of each clip, the verdict, the records). Targets (full mode):
+the flow's wall time per segment <= 20 ms at 1,000 segments, and peak memory growing no faster than
+the audio (RSS growth per segment within a constant multiple of the track's bytes per segment from
+100 to 1,000 segments).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -41,6 +44,7 @@ class SizeResult:
     segments: int
     flow_seconds: list[float]
     direct_seconds: list[float]
+    ungated_seconds: list[float]  # the flow with the quality gate off (NARRATE_GATE_CHECKS=none)
     flow_rss_mb: float
     direct_rss_mb: float
     flow_base_rss_mb: float
@@ -52,6 +56,11 @@ class SizeResult:
     @property
     def direct_ms_per_segment(self) -> float:
         return 1000 * median(self.direct_seconds) / self.segments
+
+    @property
+    def gate_ms_per_segment(self) -> float:
+        """What measuring and judging each clip adds: the flow's time with the gate on, minus off."""
+        return 1000 * (median(self.flow_seconds) - median(self.ungated_seconds)) / self.segments
 
     @property
     def ratio(self) -> float:
@@ -107,7 +116,7 @@ def _direct_runs(segments: int, runs: int, work: Path) -> list[float]:
             outputs = parse_batch_output(body.encode() if isinstance(body, str) else body, job.segment_ids)
             for segment_id, output in outputs.items():
                 assert output.wav_bytes is not None, output.error
-                validate_clip(output.wav_bytes, NATIVE_SAMPLE_RATES["dev"])
+                validate_clip(output.wav_bytes, NATIVE_SAMPLE_RATES["dev"])  # the gate's cost: flow runs
                 cache.put_wav(job.cache_keys[segment_id], output.wav_bytes, {"id": segment_id})
         assemble_track.fn(TrackPlan(narration, plan, identity), settings.cache_dir, work / f"out-{run}")
         seconds.append(time.perf_counter() - started)
@@ -119,11 +128,13 @@ def child(way: str, segments: int, runs: int) -> None:
     from narrate.cli.prefect_server import prepare_prefect_environment
 
     prepare_prefect_environment()
+    if way == "flow-no-gate":
+        os.environ["NARRATE_GATE_CHECKS"] = "none"
     register_instant_engine(CLIP_SECONDS)
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         base = peak_rss_mb()
-        seconds = (_flow_runs if way == "flow" else _direct_runs)(segments, runs, work)
+        seconds = (_direct_runs if way == "direct" else _flow_runs)(segments, runs, work)
         print(json.dumps({"seconds": seconds, "base_rss_mb": base, "peak_rss_mb": peak_rss_mb()}))
 
 
@@ -131,10 +142,12 @@ def measure(segments: int, runs: int) -> SizeResult:
     args = ["--segments", str(segments), "--runs", str(runs)]
     direct = run_child("bench.orchestration", ["--child", "direct", *args])
     flow = run_child("bench.orchestration", ["--child", "flow", *args])
+    ungated = run_child("bench.orchestration", ["--child", "flow-no-gate", *args])
     return SizeResult(
         segments=segments,
         flow_seconds=flow.data["seconds"],
         direct_seconds=direct.data["seconds"],
+        ungated_seconds=ungated.data["seconds"],
         flow_rss_mb=flow.peak_rss_mb,
         direct_rss_mb=direct.peak_rss_mb,
         flow_base_rss_mb=flow.data["base_rss_mb"],
@@ -153,14 +166,16 @@ def main(smoke: bool = False, runs: int | None = None, sizes: list[int] | None =
         results = [measure(n, runs) for n in sizes]
     print(f"orchestration overhead, instant engine ({CLIP_SECONDS:g} s clip), backend inprocess, "
           f"local Prefect server, {runs} run(s) each (medians):")  # fmt: skip
-    print("  segments | flow s  | flow ms/seg | direct s | direct ms/seg | flow/direct | "
-          "flow peak RSS MB | direct peak RSS MB")  # fmt: skip
+    print("  segments | flow s  | flow ms/seg | gate off s | gate ms/seg | direct s | direct ms/seg | "
+          "flow/direct | flow peak RSS MB | direct peak RSS MB")  # fmt: skip
     for r in results:
         print(f"  {r.segments:8d} | {median(r.flow_seconds):7.2f} | {r.flow_ms_per_segment:11.1f} | "
+              f"{median(r.ungated_seconds):10.2f} | {r.gate_ms_per_segment:11.1f} | "
               f"{median(r.direct_seconds):8.2f} | {r.direct_ms_per_segment:13.1f} | {r.ratio:11.2f} | "
               f"{r.flow_rss_mb:16.0f} | {r.direct_rss_mb:18.0f}")  # fmt: skip
     for r in results:
         print(f"  runs at {r.segments}: flow {', '.join(f'{s:.2f}' for s in r.flow_seconds)} s; "
+              f"gate off {', '.join(f'{s:.2f}' for s in r.ungated_seconds)} s; "
               f"direct {', '.join(f'{s:.2f}' for s in r.direct_seconds)} s")  # fmt: skip
     largest = results[-1]
     time_met = largest.flow_ms_per_segment <= TARGET_MS_PER_SEGMENT
@@ -184,7 +199,7 @@ def main(smoke: bool = False, runs: int | None = None, sizes: list[int] | None =
 
 def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.orchestration")
-    parser.add_argument("--child", choices=["flow", "direct"], required=True)
+    parser.add_argument("--child", choices=["flow", "flow-no-gate", "direct"], required=True)
     parser.add_argument("--segments", type=int, required=True)
     parser.add_argument("--runs", type=int, default=1)
     return parser.parse_args()

@@ -31,6 +31,7 @@ from narrate.script import Engine, GenerationSettings
 from narrate.settings import Settings, get_settings
 from narrate.synthesis.cache import ClipCache
 from narrate.synthesis.requests import model_identity
+from narrate.takes import load_picks
 from tasks.assembly import assemble_track
 from tasks.endpoint import hold_endpoint, holder_name
 from tasks.report import publish_render_report
@@ -113,9 +114,10 @@ def render(run: RenderRun) -> dict[str, Any]:
     """The lifecycle of one render: only what the cache lacks is synthesised, on an endpoint held for
     just that long; then the track is assembled and the recording re-timed."""
     manifest, settings = run.manifest, run.settings
-    hits = look_up_cache(run.plan, settings.cache_dir)
-    manifest.mark_cached(hits, run.options.only, run.options.earlier_errors)
-    todo = run.to_synthesise(hits)
+    lookup = look_up_cache(run)
+    run = run.with_plan(lookup.plan)
+    manifest.mark_cached(lookup.hits, run.options.only, run.options.earlier_errors)
+    todo = run.to_synthesise(lookup)
     if todo:
         with hold_endpoint(run.endpoint, run.holder, settings, manifest) as endpoint:
             adopted = adopt_queued_requests(run.endpoint, {p.cache_key for p in todo}, settings)
@@ -128,11 +130,11 @@ def render(run: RenderRun) -> dict[str, Any]:
                 synthesise(run, todo, Round(jobs, staged, adopted), endpoint.awake)
     manifest.raise_if_failed()
     with manifest.timed("assemble"):
-        outputs = assemble_track(run.track(hits), settings.cache_dir, run.out)
+        outputs = assemble_track(run.track(), settings.cache_dir, run.out)
     manifest.complete(outputs)  # the narration is finished whatever the video step does
     if run.options.video is not None:
         outputs = outputs | {"video": add_video(run.out, run.options.video, manifest)}
-    return {"outputs": outputs, "cached": len(hits), "synthesised": len(todo)}
+    return {"outputs": outputs, "cached": len(lookup.hits), "synthesised": len(todo)}
 
 
 def run_render(
@@ -197,7 +199,8 @@ def needs_synthesis(script: str, backend: EndpointKind, options: RenderOptions, 
         return False
     identity = model_identity(narration.voice, settings.server_config(), settings.aws)
     cache = ClipCache(settings.cache_dir)
-    return any(not cache.contains(p.cache_key) for p in plan_segments(narration, identity))
+    picks = load_picks(script)
+    return any(not cache.contains(p.cache_key) for p in plan_segments(narration, identity, picks))
 
 
 def add_video(out: Path, video: VideoPlan, manifest: RenderManifest | None = None) -> str:

@@ -186,6 +186,7 @@ def _segment_body(result: SegmentAudio) -> dict[str, Any]:
         "num_samples": int(result.audio.shape[0]),
         "duration_seconds": round(result.audio.shape[0] / result.sample_rate, 4),
         "hit_frame_limit": result.hit_frame_limit,
+        "speaker_similarity": result.speaker_similarity,
         "audio_base64": base64.b64encode(encode_wav(result)).decode(),
         "error": None,
     }

@@ -165,6 +165,7 @@ class SegmentAudio(BaseModel):
     error: str | None = None
     retryable: bool = False  # True when the same request may succeed later (engine fault, OOM)
     hit_frame_limit: bool = False  # generation stopped at its frame cap, not at end of speech
+    speaker_similarity: float | None = None  # clones: the take against the reference (quality gate)
 
 
 @dataclass(frozen=True)

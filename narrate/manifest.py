@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
-from pydantic import AliasChoices, BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field, PrivateAttr
 
 from narrate.endpoints.kind import EndpointKind
 from narrate.errors import RenderFailed
@@ -24,6 +24,7 @@ from narrate.log import run_logger
 from narrate.script import GenerationSettings
 
 ERROR_CHARS = 500  # a failure's message as the manifest keeps it
+CHECKPOINT_SECONDS = 0.5
 
 
 class SegmentStatus(StrEnum):
@@ -38,15 +39,35 @@ class RenderState(StrEnum):
     FAILED = "failed"
 
 
+class TakeRecord(BaseModel):
+    """One take of a segment as the quality gate judged it (narrate.check.gate)."""
+
+    take: int
+    seed: int | None  # None: the engine says it the same way whatever the seed
+    cache_key: str
+    passed: bool
+    picked: bool = False
+    checks: dict[str, dict[str, Any]] = Field(default_factory=dict)  # name -> value, bound, passed
+    badness: list[float] = Field(default_factory=list)  # checks failed, then by how much: orders takes
+    summary: str = ""
+    heard: str | None = None  # what the recogniser heard, where it listened
+
+
 class SegmentRecord(BaseModel):
     id: str
-    cache_key: str
+    cache_key: str  # the take kept (or, while pending, the take asked for)
     status: SegmentStatus = SegmentStatus.PENDING
     cache_hit: bool = False
     attempts: int = 0
     clip_path: str | None = None
     clip_samples: int | None = None
     error: str | None = None
+    takes: list[TakeRecord] = Field(default_factory=list, description="Every take judged, in order.")
+
+    @property
+    def kept(self) -> TakeRecord | None:
+        """The take the track uses: the judged take of the kept cache key."""
+        return next((t for t in reversed(self.takes) if t.cache_key == self.cache_key), None)
 
 
 class VideoRecord(BaseModel):
@@ -76,6 +97,7 @@ class InstanceTime(Protocol):
 
 class RenderManifest(BaseModel):
     FILE_NAME: ClassVar[str] = "manifest.json"
+    _saved_at: float = PrivateAttr(default=0.0)
 
     script: str
     script_sha256: str
@@ -161,6 +183,31 @@ class RenderManifest(BaseModel):
         elif final:
             record.status = SegmentStatus.FAILED
 
+    def record_take(self, segment_id: str, take: TakeRecord) -> None:
+        """A take the quality gate judged (not saved: the caller saves)."""
+        self.segment(segment_id).takes.append(take)
+
+    def ask_take(self, segment_id: str, cache_key: str, attempted: bool) -> None:
+        """The segment waits for this take now (a re-roll after one that failed the gate, or the first
+        take its cache lacks); ``attempted``: a take was synthesised for it."""
+        record = self.segment(segment_id)
+        record.cache_key, record.status = cache_key, SegmentStatus.PENDING
+        record.attempts += int(attempted)
+
+    def keep_take(
+        self, segment_id: str, take: TakeRecord, clip_path: str, clip_samples: int, attempted: bool
+    ) -> None:
+        """No take passed and the script keeps the best one: this one."""
+        record = self.segment(segment_id)
+        record.cache_key, record.status, record.error = take.cache_key, SegmentStatus.DONE, None
+        record.clip_path, record.clip_samples = clip_path, clip_samples
+        record.attempts += int(attempted)
+
+    def fail_segment(self, segment_id: str, error: str, attempted: bool) -> None:
+        record = self.segment(segment_id)
+        record.status, record.error = SegmentStatus.FAILED, error[: ERROR_CHARS * 4]
+        record.attempts += int(attempted)
+
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
         """The wall time of a stage of the render, recorded (and logged) however it ends."""
@@ -205,7 +252,15 @@ class RenderManifest(BaseModel):
         self.outputs, self.state = self.outputs | dict(outputs), RenderState.COMPLETED
         self.save()
 
+    def checkpoint(self, min_interval: float = CHECKPOINT_SECONDS) -> None:
+        """Save, unless the last save was under ``min_interval`` ago: while a render's requests come in,
+        at a rate that stays cheap at thousands of segments. What a crash between two saves loses is
+        only the record: every clip is in the cache already, and the next run finds it there."""
+        if time.monotonic() - self._saved_at >= min_interval:
+            self.save()
+
     def save(self) -> Path:
+        self._saved_at = time.monotonic()
         self.updated_at = _now()
         return write_text_atomic(self.path, self.model_dump_json(indent=2) + "\n")
 

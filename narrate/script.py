@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from enum import StrEnum
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -30,21 +29,15 @@ from model_server.protocol import GenerationRequest as GenerationSettings
 from model_server.protocol import PiperSettings, transcript_missing
 from model_server.voices import normalize_language, normalize_speaker
 from narrate.consent import consent_problem
+from narrate.engines import Engine
 from narrate.errors import ScriptError
+from narrate.pronunciations import Lexicon, lexicon_problems
+from narrate.script_errors import describe_error
 from narrate.synthesis.polly_speech import ssml_document
 
 DEFAULT_MAX_SEGMENT_CHARS = 1500
 SEGMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
-class Engine(StrEnum):
-    QWEN_SPEAKER = "qwen-speaker"
-    QWEN_CLONE = "qwen-clone"
-    QWEN_DESIGN = "qwen-design"
-    POLLY = "polly"
-    PIPER = "piper"
-    DEV = "dev"
 
 
 def normalize_text(text: str) -> str:
@@ -201,6 +194,17 @@ class Segment(_Strict):
         None, ge=0, le=3600, description="The scene's own length: narration never cuts it short."
     )
     pause_after_seconds: float = Field(0.0, ge=0, le=600, description="Silence after the scene.")
+    seed: int | None = Field(
+        None, ge=0, le=2**31 - 1, description="Seed of this segment's first take (default generation.seed)."
+    )
+    instruct: str | None = Field(
+        None, max_length=500, description="Speaking style of this segment (qwen-speaker, qwen-design voices)."
+    )
+
+    @field_validator("instruct")
+    @classmethod
+    def _instruct(cls, value: str | None) -> str | None:
+        return normalize_text(value) or None if value is not None else None
 
     @field_validator("text")
     @classmethod
@@ -248,7 +252,41 @@ class NarrationScript(_Strict):
     video: VideoSource | None = None
     output: OutputOptions = Field(default_factory=OutputOptions)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    takes: int = Field(
+        3,
+        ge=1,
+        le=10,
+        description="Most takes of a segment when the quality gate fails one (sampling engines).",
+    )
+    on_failed_check: Literal["fail", "keep-best"] = Field(
+        "fail", description="A segment with no passing take fails the render, or keeps its best take."
+    )
+    pronunciations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Whole-word respellings (Acme: Ack-mee), or a path to a file of them.",
+    )
+    spell_numbers: bool = Field(False, description="Say numbers as words in the voice's language.")
     segments: list[Segment] = Field(min_length=1)
+
+    @field_validator("pronunciations", mode="before")
+    @classmethod
+    def _pronunciations_file(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str):  # a shared lexicon file, relative to the script
+            return load_mapping_file(
+                Path((info.context or {}).get("base_dir", ".")) / value, "pronunciations"
+            )
+        return value
+
+    @field_validator("pronunciations")
+    @classmethod
+    def _lexicon(cls, value: dict[str, str]) -> dict[str, str]:
+        if problems := lexicon_problems(value):  # the first is named by the error's location, the rest here
+            raise ValueError("\n  - pronunciations.".join(problems))
+        return value
+
+    @property
+    def lexicon(self) -> Lexicon:
+        return Lexicon.of(self.pronunciations)
 
     @field_validator("segments")
     @classmethod
@@ -297,6 +335,16 @@ class NarrationScript(_Strict):
             raise ScriptError("--voice", [f"voice {name!r} is not defined; the script defines: {defined}"])
         return self.with_voice(self.voices[name])
 
+    def alternatives(self, segment_id: str, count: int) -> NarrationScript:
+        """The script of ``count`` takes of one segment (``intro.take1``, ...), each kept whatever the
+        gate says of it: what ``narrate takes`` renders for a person to listen to and pick from."""
+        segment = next((s for s in self.segments if s.id == segment_id), None)
+        if segment is None:
+            ids = ", ".join(s.id for s in self.segments)
+            raise ScriptError("--segment", [f"{segment_id!r} is not a segment of the script; its ids: {ids}"])
+        copies = [segment.model_copy(update={"id": take_id(segment_id, k)}) for k in range(1, count + 1)]
+        return self.model_copy(update={"segments": copies, "takes": 1, "on_failed_check": "keep-best"})
+
     def with_min_seconds(self, minimums: dict[str, float]) -> NarrationScript:
         """Each segment at least as long as ``minimums`` says (a scene's action), keeping longer ones."""
         segments = [
@@ -306,14 +354,25 @@ class NarrationScript(_Strict):
         return self.model_copy(update={"segments": segments})
 
 
-def load_voices_file(path: Path) -> Any:
-    """A voices file: a mapping of name -> voice; its relative paths are made relative to itself."""
+def take_id(segment_id: str, take: int) -> str:
+    """The id of take ``take`` of a segment in a render of its alternatives."""
+    return f"{segment_id}.take{take}"
+
+
+def load_mapping_file(path: Path, what: str) -> dict[str, Any]:
+    """A YAML/JSON file of a mapping the script names (its voices, its pronunciations)."""
     try:
         data = parse_script_text(path.read_text(encoding="utf-8"), str(path), path.suffix.lower())
     except (FileNotFoundError, UnicodeDecodeError):
-        raise ValueError(f"voices file {str(path)!r} not found or not UTF-8 text; fix the path") from None
+        raise ValueError(f"{what} file {str(path)!r} not found or not UTF-8 text; fix the path") from None
     if not isinstance(data, dict):
-        raise ValueError(f"voices file {str(path)!r} must be a mapping of voice name -> voice")
+        raise ValueError(f"{what} file {str(path)!r} must be a mapping")
+    return data
+
+
+def load_voices_file(path: Path) -> Any:
+    """A voices file: a mapping of name -> voice; its relative paths are made relative to itself."""
+    data = load_mapping_file(path, "voices")
     for voice in data.values():
         if isinstance(voice, dict):
             for key in ("reference_clip", "consent"):
@@ -384,7 +443,7 @@ def validate_script(
     try:
         return NarrationScript.model_validate(data, context=context)
     except ValidationError as exc:
-        raise ScriptError(source, [_describe(error, data) for error in exc.errors()]) from None
+        raise ScriptError(source, [describe_error(error, data) for error in exc.errors()]) from None
 
 
 def load_script(path: str | Path, max_segment_chars: int = DEFAULT_MAX_SEGMENT_CHARS) -> NarrationScript:
@@ -401,67 +460,3 @@ def load_script(path: str | Path, max_segment_chars: int = DEFAULT_MAX_SEGMENT_C
         raise ScriptError(source, ["not UTF-8 text; save the script as UTF-8"]) from None
     data = parse_script_text(text, source, path.suffix.lower())
     return validate_script(data, source, path.parent, max_segment_chars)
-
-
-# --- error messages ------------------------------------------------------------------------------
-
-_ENGINES = ", ".join(e.value for e in Engine)
-_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
-
-
-def _describe(error: Any, data: dict[str, Any]) -> str:
-    location = _location(tuple(error["loc"]), data)
-    kind = error["type"]
-    message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    if kind == "missing":
-        message = "is required; add it"
-    elif kind == "extra_forbidden":
-        message = "is not a known field; remove it or fix its spelling"
-    elif kind == "union_tag_invalid":
-        message = f"unknown engine {error['input'].get('engine')!r}; use one of {_ENGINES}"
-    elif kind == "union_tag_not_found":
-        message = f"needs an engine; add `engine:` with one of {_ENGINES}"
-    elif kind == "string_pattern_mismatch" and location.endswith("[key]"):
-        location = f"voices: {error['input']!r}"
-        message = "a voice name must be 1-40 lowercase letters, digits, '-' or '_' (e.g. polly-matthew)"
-    elif kind == "string_pattern_mismatch" and location.endswith(".id"):
-        message = "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
-    elif kind in _BOUNDS:
-        limit = next(iter(error["ctx"].values()))
-        limit = f"{limit:g}" if isinstance(limit, float) else limit
-        message = f"must be {_BOUNDS[kind]} {limit}, got {error['input']!r}; use a value in range"
-    elif kind == "too_short":
-        message = "is empty; add at least one entry"
-    named, _, rest = message.partition(": ")
-    if kind == "value_error" and rest and named.isidentifier():  # a voice's check naming its own field
-        location, message = f"{location}.{named}" if location else named, rest
-    return f"{location}: {message}" if location else message
-
-
-def _location(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
-    parts: list[str] = []
-    index = 0
-    while index < len(loc):
-        item = loc[index]
-        in_a_voice = parts == ["voice"] or (len(parts) == 2 and parts[0] == "voices")
-        if in_a_voice and item in {e.value for e in Engine}:
-            index += 1  # pydantic puts the union tag in the path; the user never wrote it
-            continue
-        if isinstance(item, int):
-            parts[-1] = f"{parts[-1]}[{item}]"
-            if parts[-1].startswith("segments["):
-                parts[-1] += item_label(data, "segments", item)
-        else:
-            parts.append(str(item))
-        index += 1
-    return ".".join(parts)
-
-
-def item_label(data: dict[str, Any], list_key: str, index: int) -> str:
-    """`` (id 'x')`` for item ``index`` of ``data[list_key]`` when it has an id: errors name it."""
-    items = data.get(list_key)
-    if isinstance(items, list) and index < len(items) and isinstance(items[index], dict):
-        item_id = items[index].get("id")
-        if isinstance(item_id, str) and item_id:
-            return f" (id {item_id!r})"
-    return ""

@@ -52,6 +52,31 @@ class Settings(BaseSettings):
         1.0, ge=0, description="First back-off delay between synthesis attempts (doubles, with jitter)."
     )
 
+    # --- the quality gate (narrate.check.gate): every take measured, judged, re-rolled when it fails ---
+    gate_checks: str = Field(
+        "duration,silence,clipping,level,frame_cap,similarity,words",
+        description="The checks every take must pass (comma list; 'none' turns the gate off): duration, "
+        "silence, clipping, level, frame_cap, similarity (clones), words (the offline recogniser).",
+    )
+    gate_min_duration_ratio: float = Field(
+        0.4, ge=0, description="Shortest speaking time, as a share of what the text takes at its pace."
+    )
+    gate_max_duration_ratio: float = Field(
+        2.5, gt=0, description="Longest speaking time, as a multiple of it (plus one second)."
+    )
+    gate_max_pause_seconds: float = Field(
+        1.5, gt=0, description="Longest silence inside a take (plus the voice's own sentence silence)."
+    )
+    gate_max_clipped_share: float = Field(0.001, ge=0, le=1, description="Share of samples clipped.")
+    gate_min_lufs: float = Field(-45.0, description="Quietest take, LUFS.")
+    gate_max_lufs: float = Field(-5.0, description="Loudest take, LUFS.")
+    gate_min_similarity: float = Field(
+        0.5, ge=-1, le=1, description="A clone's take against its reference clip (speaker-embedding cosine)."
+    )
+    gate_min_words_heard: float = Field(
+        0.2, ge=0, le=1, description="Share of a take's words the offline recogniser must hear (English)."
+    )
+
     # --- the SageMaker async endpoint ---
     region: str = Field("us-east-1", description="AWS region of the endpoint and bucket.")
     endpoint_name: str = Field("narrate-tts", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,40}$")

@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,7 @@ from narrate.consent import load_consent
 from narrate.errors import AssemblyError
 from narrate.files import write_atomic, write_text_atomic
 from narrate.log import run_logger
+from narrate.manifest import SegmentRecord
 from narrate.outputs import MP3, SRT, TIMELINE, VTT, WAV
 from narrate.script import NarrationScript, PollyVoice, QwenCloneVoice, Voice, voice_language
 from narrate.synthesis.cache import ClipCache
@@ -34,6 +35,7 @@ from narrate.track.loudness import ClipLevel, level_clips, normalise
 from narrate.track.mp3 import Mp3Encoder, ffmpeg_exe
 from narrate.track.timeline import (
     SceneSpan,
+    SegmentQuality,
     Timeline,
     TimelineSegment,
     frame_start_sample,
@@ -56,6 +58,22 @@ class TrackPlan:
     plan: list[PlannedSegment]
     identity: ModelIdentity
     cache_hits: frozenset[str] = frozenset()
+    records: Sequence[SegmentRecord] = ()  # the manifest's: each segment's takes and the one kept
+
+    def quality(self, segment_id: str) -> SegmentQuality | None:
+        """The quality gate's record of the segment's kept take, for the timeline."""
+        record = next((r for r in self.records if r.id == segment_id), None)
+        kept = record.kept if record is not None else None
+        if record is None or kept is None:
+            return None
+        return SegmentQuality(
+            passed=kept.passed,
+            take=kept.take,
+            seed=kept.seed,
+            picked=kept.picked,
+            checks=kept.checks,
+            takes=len(record.takes),
+        )
 
 
 @dataclass(frozen=True)
@@ -203,6 +221,8 @@ def _timeline_segment(
         clip_lufs=None if level.lufs is None else round(level.lufs, 2),
         level_gain_db=round(level.gain_db, 2),
         limiter_max_reduction_db=round(level.limiter.max_reduction_db, 2),
+        spoken_text=planned.spoken,
+        qc=track.quality(planned.id),
     )
 
 

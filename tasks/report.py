@@ -11,7 +11,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.cache_policies import NO_CACHE
 
 from narrate.log import run_logger
-from narrate.manifest import RenderManifest, RenderState, SegmentStatus
+from narrate.manifest import RenderManifest, RenderState, SegmentRecord, SegmentStatus
 from narrate.outputs import RenderFolder
 from narrate.track.timeline import Timeline
 
@@ -36,10 +36,24 @@ def segment_rows(manifest: RenderManifest) -> list[dict[str, Any]]:
                 "cache_hit": record.cache_hit,
                 "attempts": record.attempts,
                 "status": record.status.value,
+                "gate": gate_text(record),
                 "error": record.error or "",
             }
         )
     return rows
+
+
+def gate_text(record: SegmentRecord) -> str:
+    """The quality gate's decision on a segment: which take it kept, and why the others went."""
+    kept = record.kept
+    if kept is None:
+        return ""
+    verdict = "passed" if kept.passed else ("picked" if kept.picked else f"kept the best: {kept.summary}")
+    rerolled = [t for t in record.takes if not t.passed and t.cache_key != kept.cache_key]
+    text = f"take {kept.take} {verdict}"
+    if rerolled:
+        text += "; re-rolled " + "; ".join(f"take {t.take}: {t.summary}" for t in rerolled)
+    return text
 
 
 def summary_markdown(manifest: RenderManifest) -> str:
@@ -59,8 +73,11 @@ def summary_markdown(manifest: RenderManifest) -> str:
             f"{loudness.limiter_max_reduction_db} dB, {loudness.limiter_mean_reduction_db} dB on average "
             f"over {loudness.limited_seconds} s",
         ]
+    rerolled = [s.id for s in manifest.segments if any(not t.passed for t in s.takes)]
     lines += [
         f"- segments: {len(manifest.segments)} ({cached} from the cache, {synthesised} synthesised)",
+        f"- quality gate: {len(rerolled)} segment(s) with a failed take"
+        + (f" ({', '.join(rerolled)}): see the segment table's gate column" if rerolled else ""),
         f"- GPU-seconds held: {manifest.gpu_seconds:.1f}, {manifest.cost_text()}",
     ]
     if not synthesised and not manifest.failed() and "ensure" not in manifest.stage_seconds:

@@ -18,9 +18,11 @@ from narrate.manifest import RenderManifest, SegmentRecord, VideoRecord
 from narrate.script import NarrationScript
 from narrate.settings import Settings
 from narrate.synthesis.requests import ModelIdentity, model_identity
+from narrate.takes import load_picks
 from tasks.assembly import TrackPlan
 from tasks.endpoint import holder_name
-from tasks.script import PlannedSegment, ScriptOverrides, load_narration, plan_segments
+from tasks.quality import CacheLookup
+from tasks.script import PlannedSegment, ScriptOverrides, load_narration, plan_segments, plan_take
 from tasks.video import VideoPlan
 
 
@@ -32,6 +34,7 @@ class RenderOptions:
     video: VideoPlan | None = None  # re-time this recording to the narration (its actions kept whole)
     only: frozenset[str] | None = None  # a retry: synthesise only these segments
     earlier_errors: Mapping[str, str] = field(default_factory=dict)  # a retry: why the others failed
+    alternatives: tuple[str, int] | None = None  # narrate takes: this many takes of this segment
 
     def script_overrides(self) -> ScriptOverrides:
         """The overrides, with the recording's action lengths as each segment's least length."""
@@ -52,16 +55,25 @@ class RenderRun:
     options: RenderOptions
     holder: str  # who holds the endpoint: this flow run
 
-    def track(self, hits: set[str]) -> TrackPlan:
-        """What the track is assembled from, once every segment is cached."""
-        return TrackPlan(self.narration, self.plan, self.identity, frozenset(hits))
+    def with_plan(self, plan: list[PlannedSegment]) -> RenderRun:
+        """The run with each segment at the take the cache look-up settled on."""
+        return replace(self, plan=plan)
 
-    def to_synthesise(self, hits: set[str]) -> list[PlannedSegment]:
-        """The planned segments not in the cache (within ``only``), one per sound."""
+    def track(self) -> TrackPlan:
+        """What the track is assembled from, once every segment has its take: the kept one of each."""
+        records = {record.id: record for record in self.manifest.segments}
+        plan = [replace(p, cache_key=records[p.id].cache_key) for p in self.plan]
+        hits = frozenset(r.cache_key for r in records.values() if r.cache_hit)
+        return TrackPlan(self.narration, plan, self.identity, hits, self.manifest.segments)
+
+    def to_synthesise(self, lookup: CacheLookup) -> list[PlannedSegment]:
+        """The takes the cache lacks (within ``only``; none of a segment whose every take failed), one
+        per sound."""
         only = self.options.only
         unique: dict[str, PlannedSegment] = {}
         for planned in self.plan:
-            if planned.cache_key not in hits and (only is None or planned.id in only):
+            wanted = only is None or planned.id in only
+            if planned.cache_key not in lookup.hits and planned.id not in lookup.failed and wanted:
                 unique.setdefault(planned.cache_key, planned)
         return list(unique.values())
 
@@ -74,7 +86,11 @@ def start_render(
     overrides = options.script_overrides()
     narration = load_narration(script, overrides, settings.max_segment_chars)
     identity = model_identity(narration.voice, settings.server_config(), settings.aws)
-    plan = plan_segments(narration, identity)
+    if options.alternatives is None:
+        plan = plan_segments(narration, identity, load_picks(script))
+    else:
+        narration = narration.alternatives(*options.alternatives)
+        plan = [plan_take(narration, identity, s, take) for take, s in enumerate(narration.segments, 1)]
     endpoint = endpoint_for(narration.voice.engine, backend)
     video = options.video
     manifest = RenderManifest(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -14,7 +15,10 @@ from narrate.log import run_logger
 from narrate.manifest import RenderManifest
 from narrate.settings import Settings
 from narrate.synthesis.cache import ClipCache
-from tasks.script import PlannedSegment
+from tasks.quality import CacheLookup, Gate, resolve_cached_takes
+
+if TYPE_CHECKING:
+    from tasks.run import RenderRun
 
 
 @task(name="mirror-manifest", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
@@ -36,15 +40,20 @@ def mirror_manifest(manifest: RenderManifest, settings: Settings, clients: AwsCl
 
 
 @task(name="look-up-cache", cache_policy=NO_CACHE)
-def look_up_cache(plan: list[PlannedSegment], cache_dir: Path) -> set[str]:
-    """Cache keys of the planned segments already synthesised (by any earlier render)."""
-    cache = ClipCache(cache_dir)
-    hits = {p.cache_key for p in plan if cache.contains(p.cache_key)}
+def look_up_cache(run: RenderRun) -> CacheLookup:
+    """The take each planned segment uses (the first cached take that passes the quality gate) and the
+    cache keys already synthesised, by any earlier render; every cached take judged is recorded."""
+    cache = ClipCache(run.settings.cache_dir)
     logger = run_logger()
     if removed := cache.remove_abandoned_writes():
         logger.info("removed %d partial clip file(s) that killed renders left in the cache", removed)
-    for planned in plan:  # per segment at debug level: thousands of info lines cost more than the look-up
-        state = "cache hit" if planned.cache_key in hits else "to synthesise"
-        logger.debug("segment %s: %s (key %s)", planned.id, state, planned.cache_key[:12])
-    logger.info("%d of %d segment(s) cached, %d to synthesise", len(hits), len(plan), len(plan) - len(hits))
-    return hits
+    gate = Gate.of(run.narration, run.identity, run.settings)
+    lookup = resolve_cached_takes(gate, run.plan, cache, run.manifest)
+    for planned in lookup.plan:  # at debug level: thousands of info lines cost more than the look-up
+        state = "cache hit" if planned.cache_key in lookup.hits else "to synthesise"
+        logger.debug("segment %s take %d: %s (key %s)", planned.id, planned.take, state,
+                     planned.cache_key[:12])  # fmt: skip
+    cached = sum(1 for p in lookup.plan if p.cache_key in lookup.hits)
+    todo = len(lookup.plan) - cached - len(lookup.failed)
+    logger.info("%d of %d segment(s) cached, %d to synthesise", cached, len(lookup.plan), todo)
+    return lookup

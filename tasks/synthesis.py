@@ -24,15 +24,18 @@ from prefect.states import State
 from prefect.tasks import exponential_backoff
 
 from model_server.voices import NATIVE_SAMPLE_RATES
+from narrate.check.gate import GateBounds
 from narrate.endpoints import EndpointKind, JobSummary, Submission, SynthesisJob, get_endpoint
 from narrate.errors import ModelNotLoaded, OutputInvalid, SynthesisError, is_transient
 from narrate.log import run_logger
-from narrate.script import NarrationScript
+from narrate.manifest import RenderManifest
+from narrate.script import GenerationSettings, NarrationScript, Voice
 from narrate.settings import Settings
 from narrate.synthesis.cache import ClipCache, decode_wav
 from narrate.synthesis.polly_speech import SAMPLE_RATE as POLLY_SAMPLE_RATE
 from narrate.synthesis.requests import ModelIdentity, batch_request, voice_request
 from narrate.synthesis.responses import parse_batch_output
+from tasks.quality import Gate, JudgedTake, judge_output
 from tasks.script import PlannedSegment
 
 if TYPE_CHECKING:
@@ -51,6 +54,7 @@ class SegmentOutcome:
     retryable: bool = False
     clip_samples: int | None = None
     clip_path: str | None = None
+    judged: JudgedTake | None = None  # the quality gate's measures and verdict of the clip
 
     @property
     def ok(self) -> bool:
@@ -60,14 +64,21 @@ class SegmentOutcome:
 def plan_jobs(
     narration: NarrationScript, identity: ModelIdentity, segments: list[PlannedSegment], batch_size: int
 ) -> list[SynthesisJob]:
-    """Requests of up to ``batch_size`` segments of similar length (a batch runs as long as its longest)."""
-    voice = voice_request(narration.voice, identity)
-    ordered = sorted(segments, key=lambda s: len(s.text))
+    """Requests of up to ``batch_size`` segments of similar length (a batch runs as long as its longest);
+    a request holds one voice and one seed, so segments with a style or a take of their own (a re-roll's
+    seed) go in requests of their own kind, batched with their like."""
+    groups: dict[tuple[Voice, GenerationSettings], list[PlannedSegment]] = {}
+    for planned in segments:
+        sound = (planned.voice or narration.voice, planned.generation or narration.generation)
+        groups.setdefault(sound, []).append(planned)
     jobs = []
-    for start in range(0, len(ordered), batch_size):
-        batch = ordered[start : start + batch_size]
-        request = batch_request(voice, [(s.id, s.text) for s in batch], narration.generation)
-        jobs.append(SynthesisJob(uuid.uuid4().hex, request, {s.id: s.cache_key for s in batch}))
+    for (voice, generation), members in groups.items():
+        request_voice = voice_request(voice, identity)
+        ordered = sorted(members, key=lambda s: len(s.speech))
+        for start in range(0, len(ordered), batch_size):
+            batch = ordered[start : start + batch_size]
+            request = batch_request(request_voice, [(s.id, s.speech) for s in batch], generation)
+            jobs.append(SynthesisJob(uuid.uuid4().hex, request, {s.id: s.cache_key for s in batch}))
     return jobs
 
 
@@ -137,6 +148,7 @@ def gather_outputs(
         return [SegmentOutcome(sid, keys[sid], str(exc), exc.transient) for sid in summary.segment_ids]
     cache = ClipCache(settings.cache_dir)
     expected_rate = EXPECTED_RATES.get(summary.mode)
+    bounds = GateBounds.from_settings(settings)
     outcomes = []
     for note in summary.segments:
         output, key = outputs[note.id], note.cache_key
@@ -144,13 +156,18 @@ def gather_outputs(
             outcomes.append(SegmentOutcome(note.id, key, output.error, output.retryable))
             continue
         try:
-            samples = validate_clip(output.wav_bytes, expected_rate)
+            audio, rate = validate_clip(output.wav_bytes, expected_rate)
         except OutputInvalid as exc:
             outcomes.append(SegmentOutcome(note.id, key, str(exc), True))
             continue
-        path = cache.put_wav(key, output.wav_bytes, {"text": note.text, "voice": summary.voice})
-        outcomes.append(SegmentOutcome(note.id, key, clip_samples=samples, clip_path=str(path)))
-        logger.debug("segment %s synthesised: %d samples, cached as %s", note.id, samples, key[:12])
+        judged = judge_output(audio, rate, note.text, summary.voice, output.measured, bounds)
+        cache_note = {"text": note.text, "voice": summary.voice, "measures": judged.measures.model_dump()}
+        path = cache.put_wav(key, output.wav_bytes, cache_note)
+        outcomes.append(
+            SegmentOutcome(note.id, key, clip_samples=len(audio), clip_path=str(path), judged=judged)
+        )
+        logger.debug("segment %s synthesised: %d samples, cached as %s; gate: %s", note.id, len(audio),
+                     key[:12], judged.verdict.summary())  # fmt: skip
     served_by.forget(submission)  # every clip is cached: nothing left to adopt
     done = [o.id for o in outcomes if o.ok]
     # One line a request, not a segment: at 1,000 segments per-segment lines cost more than the work.
@@ -161,8 +178,8 @@ def gather_outputs(
     return outcomes
 
 
-def validate_clip(wav_bytes: bytes, expected_rate: int | None) -> int:
-    """Sample count of a usable clip; raises OutputInvalid (transient) when it is not one."""
+def validate_clip(wav_bytes: bytes, expected_rate: int | None) -> tuple[np.ndarray, int]:
+    """The samples and rate of a usable clip; raises OutputInvalid (transient) when it is not one."""
     try:
         audio, rate = decode_wav(wav_bytes)
     except ValueError as exc:
@@ -173,7 +190,7 @@ def validate_clip(wav_bytes: bytes, expected_rate: int | None) -> int:
         raise OutputInvalid("output rejected: the clip is empty or silent")
     if not np.all(np.isfinite(audio)) or audio.size > MAX_SEGMENT_SECONDS * rate:
         raise OutputInvalid("output rejected: non-finite samples or implausible length")
-    return int(audio.size)
+    return audio, rate
 
 
 # --- the rounds of a render ------------------------------------------------------------------------
@@ -190,37 +207,86 @@ class Round:
 
 
 def synthesise(run: RenderRun, todo: list[PlannedSegment], first: Round, awake: Callable[[], None]) -> None:
-    """Rounds of submit + gather until every segment of ``todo`` is done or failed for good;
-    segments that failed transiently go again, up to max_attempts, after a jittered back-off.
+    """Rounds of submit + gather until every segment of ``todo`` has a take that passed the quality
+    gate or failed for good: a transient failure goes again (up to max_attempts, after a jittered
+    back-off), a take the gate fails is re-rolled with the next seed (up to the script's ``takes``),
+    batched with the other re-rolls of its round.
 
     The first round is submitted before the endpoint is awake (it queues them), and gathered after
     ``awake`` returns, with the requests an earlier run left queued.
     """
     settings, manifest = run.settings, run.manifest
+    gate = Gate.of(run.narration, run.identity, settings)
+    cache = ClipCache(settings.cache_dir)
     ids_by_key: dict[str, list[str]] = {}
     for planned in run.plan:
         ids_by_key.setdefault(planned.cache_key, []).append(planned.id)
     todo_by_key = {p.cache_key: p for p in todo}
-    this_round = first
-    for attempt in range(1, settings.max_attempts + 1):
+    attempts: dict[str, int] = {}
+    this_round, before_gather = first, awake
+    while True:
         retry: list[PlannedSegment] = []
-        for outcomes in settle(run, this_round, awake if attempt == 1 else lambda: None):
+        rerolls: list[PlannedSegment] = []
+        for outcomes in settle(run, this_round, before_gather):
             for outcome in outcomes:
-                if outcome.cache_key not in todo_by_key:  # an adopted request's other segment: cached
+                planned = todo_by_key.get(outcome.cache_key)
+                if planned is None:  # an adopted request's other segment: cached
                     continue
-                final = outcome.ok or not outcome.retryable or attempt == settings.max_attempts
-                for segment_id in ids_by_key[outcome.cache_key]:
-                    manifest.record_outcome(segment_id, outcome, final)
-                if not final:
-                    retry.append(todo_by_key[outcome.cache_key])
-            manifest.save()  # once per request, as it comes in: a crash later loses nothing
-        if not retry:
+                attempts[outcome.cache_key] = attempts.get(outcome.cache_key, 0) + 1
+                ids = ids_by_key[outcome.cache_key]
+                if not outcome.ok or outcome.judged is None:
+                    final = not outcome.retryable or attempts[outcome.cache_key] >= settings.max_attempts
+                    for segment_id in ids:
+                        manifest.record_outcome(segment_id, outcome, final)
+                    retry += [] if final else [planned]
+                    continue
+                following = judge_take(gate, manifest, planned, outcome, ids, cache)
+                if following is not None:
+                    ids_by_key[following.cache_key] = ids
+                    todo_by_key[following.cache_key] = following
+                    rerolls.append(following)
+            manifest.checkpoint()  # as requests come in (every clip is cached already)
+        if not retry and not rerolls:
             break
-        delay = settings.retry_base_seconds * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
-        run_logger().warning("%d segment(s) failed transiently; retrying in %.1f s", len(retry), delay)
-        time.sleep(delay)
-        this_round = Round(plan_jobs(run.narration, run.identity, retry, settings.batch_size), {}, [])
+        if retry:
+            worst = max(attempts[p.cache_key] for p in retry)
+            delay = settings.retry_base_seconds * 2 ** (worst - 1) * random.uniform(0.5, 1.5)
+            run_logger().warning("%d segment(s) failed transiently; retrying in %.1f s", len(retry), delay)
+            time.sleep(delay)
+        jobs = plan_jobs(run.narration, run.identity, retry + rerolls, settings.batch_size)
+        this_round, before_gather = Round(jobs, {}, []), lambda: None
     manifest.record_last_output()
+    manifest.save()
+
+
+def judge_take(
+    gate: Gate,
+    manifest: RenderManifest,
+    planned: PlannedSegment,
+    outcome: SegmentOutcome,
+    segment_ids: list[str],
+    cache: ClipCache,
+) -> PlannedSegment | None:
+    """Record a synthesised take's verdict for the segments it speaks; the take to re-roll when it
+    failed the gate and another may pass (None: it is kept, or the segments are settled without it)."""
+    assert outcome.judged is not None
+    record = gate.record(planned, outcome.judged)
+    for segment_id in segment_ids:
+        manifest.record_take(segment_id, record)
+    if record.passed or planned.picked:
+        for segment_id in segment_ids:
+            manifest.record_outcome(segment_id, outcome, final=True)
+        return None
+    following = gate.next_take(planned)
+    if following is None:
+        for segment_id in segment_ids:
+            gate.settle_without_pass(manifest, segment_id, cache, attempted=True)
+        return None
+    run_logger().info("segment %s: take %d failed the quality gate (%s); re-rolling as take %d",
+                      ", ".join(segment_ids), planned.take, record.summary, following.take)  # fmt: skip
+    for segment_id in segment_ids:
+        manifest.ask_take(segment_id, following.cache_key, attempted=True)
+    return following
 
 
 def settle(

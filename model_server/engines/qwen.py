@@ -96,6 +96,18 @@ class QwenEngine:
             results.update(self._run(items, voice, voice_kwargs, generation))
         return [results[i] for i in range(len(segments))]
 
+    def speaker_similarity(self, audio: np.ndarray, reference: Any) -> float:
+        """How like the reference clip's speaker a take sounds: the cosine of the two speaker embeddings
+        of the Base checkpoint's own encoder (the one its clone prompt is made with), for the gate."""
+        import torch
+
+        embedding = self.tts.model.extract_speaker_embedding(
+            np.ascontiguousarray(audio, np.float32), SAMPLE_RATE
+        )
+        take = embedding.float().reshape(-1)
+        ref = reference.to(take.device).float().reshape(-1)
+        return float(torch.nn.functional.cosine_similarity(take, ref, dim=0))
+
     def close(self) -> None:
         import torch
 
@@ -160,6 +172,11 @@ class QwenEngine:
         if rate != SAMPLE_RATE:
             raise RuntimeError(f"{self.model_id} returned {rate} Hz audio; the handler expects {SAMPLE_RATE}")
         results = {i: _segment_audio(s, wav, cap) for (i, s, cap), wav in zip(items, wavs, strict=True)}
+        if self.mode == "voice_clone":
+            reference = voice_kwargs["voice_clone_prompt"][0].ref_spk_embedding
+            for result in results.values():
+                if result.audio is not None:
+                    result.speaker_similarity = self.speaker_similarity(result.audio, reference)
         capped = [r.id for r in results.values() if r.hit_frame_limit]
         if capped:
             log.warning("%d of %d segments stopped at their frame cap (text and speech may not match): %s",

@@ -9,7 +9,7 @@ import sys
 
 from rich.markup import escape
 
-from narrate.cli import check, endpoint, render, runs
+from narrate.cli import check, endpoint, render, runs, takes
 from narrate.cli.logs import quiet_terminal_after_the_command
 from narrate.cli.progress import console
 from narrate.errors import NarrateError
@@ -22,6 +22,7 @@ def parser() -> argparse.ArgumentParser:
     endpoint.add_commands(commands)
     runs.add_commands(commands)
     check.add_commands(commands)
+    takes.add_commands(commands)
     return top
 
 

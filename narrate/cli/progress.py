@@ -108,6 +108,13 @@ class ManifestProgress:
 def segment_label(record: SegmentRecord) -> str:
     if record.status is SegmentStatus.FAILED:
         return f"[red]failed: {(record.error or '')[:60]}[/]"
+    kept = record.kept
     if record.status is SegmentStatus.DONE:
-        return "cached" if record.cache_hit else "synthesised"
+        label = "cached" if record.cache_hit else "synthesised"
+        if kept is not None and kept.take > 1:
+            label += f", take {kept.take}"
+        return label + (" [yellow](best of failed takes)[/]" if kept is not None and not kept.passed else "")
+    failed_takes = sum(1 for t in record.takes if not t.passed)
+    if failed_takes:
+        return f"[yellow]re-rolled[/]: take {failed_takes + 1} ({record.takes[-1].summary[:50]})"
     return f"retrying ({record.attempts} attempt(s))" if record.attempts else record.status.value

@@ -16,6 +16,7 @@ from narrate.cli.progress import ManifestProgress, console, print_result
 from narrate.endpoints.kind import BACKENDS, EndpointKind
 from narrate.errors import ConfigError
 from narrate.outputs import RenderFolder
+from narrate.pronunciations import words_to_check
 from narrate.script import Engine, NarrationScript, load_script
 from narrate.settings import Settings, get_settings
 
@@ -90,6 +91,14 @@ def print_summary(script: str, narration: NarrationScript) -> None:
         table.add_row(s.id, str(len(s.text)), str(s.min_seconds or ""), str(s.pause_after_seconds), text)
     console.print(table)
     console.print(f"[green]{script}: valid[/] ({len(narration.segments)} segments)", soft_wrap=True)
+    for segment in narration.segments:
+        if words := words_to_check(segment.text, narration.lexicon):
+            console.print(
+                f"[yellow]warning[/]: {segment.id}: {', '.join(words)} may be said wrong; add how each is "
+                "said under pronunciations: (e.g. SQL: sequel) if it is",
+                soft_wrap=True,
+                highlight=False,
+            )
 
 
 def video_as_render(args: argparse.Namespace) -> argparse.Namespace:

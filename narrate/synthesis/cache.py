@@ -90,6 +90,17 @@ class ClipCache:
                 continue
         return removed
 
+    def note(self, key: str) -> dict[str, Any]:
+        """What the clip's note says (its text, voice and the gate's measures); empty if it has none."""
+        try:
+            note = json.loads(self.path(key).with_suffix(".json").read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {}
+        return note if isinstance(note, dict) else {}
+
+    def put_note(self, key: str, note: dict[str, Any]) -> None:
+        write_json_atomic(self.path(key).with_suffix(".json"), note)
+
     def put_wav(self, key: str, wav_bytes: bytes, note: dict[str, Any]) -> Path:
         """Store a validated WAV file as received (no re-encoding), note first, clip last."""
         path = self.path(key)

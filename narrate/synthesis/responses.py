@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from model_server.protocol import MODEL_LOAD_FAILED
 from narrate.errors import ModelNotLoaded, SegmentRejected, TransientSynthesisError, transient_status
@@ -17,6 +17,11 @@ class SegmentOutput:
     wav_bytes: bytes | None
     error: str | None
     retryable: bool = False
+    measured: dict[str, float | bool] = field(default_factory=dict)  # by the handler: the gate's
+
+
+# What the handler measures of a take for the quality gate (narrate.check.gate).
+HANDLER_MEASURES = ("hit_frame_limit", "speaker_similarity")
 
 
 def parse_batch_output(body: bytes, expected_ids: tuple[str, ...]) -> dict[str, SegmentOutput]:
@@ -33,7 +38,8 @@ def parse_batch_output(body: bytes, expected_ids: tuple[str, ...]) -> dict[str, 
                 )
             else:
                 wav = base64.b64decode(entry["audio_base64"], validate=True)
-                outputs[segment_id] = SegmentOutput(segment_id, wav, None)
+                measured = {k: entry[k] for k in HANDLER_MEASURES if entry.get(k) is not None}
+                outputs[segment_id] = SegmentOutput(segment_id, wav, None, measured=measured)
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
         raise TransientSynthesisError(
             f"output is not a valid batch response ({exc.__class__.__name__})"

@@ -37,16 +37,22 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def trim_silence(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Cut leading and trailing silence, keeping a short margin around the speech."""
+def voiced_windows(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:
+    """Indexes of the 10 ms windows of ``audio`` that hold sound (not within 45 dB of silence under its
+    loudest window, nor under -60 dBFS), and the window's length in samples."""
     window = max(1, round(TRIM_WINDOW_SECONDS * sample_rate))
     count = len(audio) // window
     if count == 0:
-        return audio[:0]
+        return np.empty(0, dtype=np.int64), window
     frames = audio[: count * window].astype(np.float64).reshape(count, window)
     rms_db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-20)
     threshold = max(rms_db.max() - TRIM_BELOW_PEAK_DB, TRIM_FLOOR_DBFS)
-    voiced = np.flatnonzero(rms_db > threshold)
+    return np.flatnonzero(rms_db > threshold), window
+
+
+def trim_silence(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Cut leading and trailing silence, keeping a short margin around the speech."""
+    voiced, window = voiced_windows(audio, sample_rate)
     if voiced.size == 0:
         return audio[:0]
     margin = round(TRIM_MARGIN_SECONDS * sample_rate)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -83,6 +84,17 @@ class LoudnessResult:
         return replace(self, **fields)
 
 
+class SegmentQuality(BaseModel):
+    """The quality gate's verdict on the take a segment uses (narrate.check.gate)."""
+
+    passed: bool
+    take: int
+    seed: int | None
+    picked: bool = False
+    checks: dict[str, dict[str, Any]]  # each check's value, bound and whether it passed
+    takes: int  # how many takes were judged
+
+
 class TimelineSegment(BaseModel):
     id: str
     text: str
@@ -103,6 +115,8 @@ class TimelineSegment(BaseModel):
     clip_lufs: float | None = None  # the clip's own loudness as synthesised (None: too short to measure)
     level_gain_db: float = 0.0  # levelling the clip to the others', before the track's gain
     limiter_max_reduction_db: float = 0.0  # the most the true-peak limiter took from this clip
+    spoken_text: str | None = None  # what the engine said, when the lexicon changed the words
+    qc: SegmentQuality | None = None
 
 
 class Timeline(BaseModel):

@@ -26,7 +26,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from narrate.errors import MarksError, ScriptError
-from narrate.script import SEGMENT_ID_PATTERN, item_label, parse_script_text
+from narrate.script import SEGMENT_ID_PATTERN, parse_script_text
+from narrate.script_errors import item_label
 
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)$")
 

@@ -221,6 +221,9 @@ def test_a_cloned_voice_render_discloses_whose_voice_under_which_consent(
     ):
         assert "Synthetic speech" in disclosure and "Ada Lovelace" in disclosure, disclosure
         assert tiny_clone_script.consent_id in disclosure
+    for segment in timeline["segments"]:  # the Base checkpoint's own speaker encoder judged each take
+        similarity = segment["qc"]["checks"]["similarity"]
+        assert similarity["passed"] and -1 <= similarity["value"] <= 1, similarity
 
 
 POLLY = """

@@ -10,6 +10,7 @@ import pytest
 from narrate.endpoints import EndpointKind
 from narrate.manifest import RenderManifest
 from narrate.settings import get_settings
+from tasks.quality import CacheLookup
 from tasks.run import RenderOptions, start_render
 from tests.conftest import write_script
 
@@ -28,8 +29,8 @@ segments:
 def test_a_run_synthesises_each_sound_once_and_a_retry_only_what_it_asks(tmp_path: Path) -> None:
     script = write_script(tmp_path, SCRIPT)
     run = start_render(str(script), tmp_path / "out", EndpointKind.INPROCESS, RenderOptions(), get_settings())
-    assert [p.id for p in run.to_synthesise(set())] == ["a", "b"]  # c sounds like a
-    assert [p.id for p in run.to_synthesise({run.plan[0].cache_key})] == ["b"]
+    assert [p.id for p in run.to_synthesise(CacheLookup(run.plan, set()))] == ["a", "b"]  # c sounds like a
+    assert [p.id for p in run.to_synthesise(CacheLookup(run.plan, {run.plan[0].cache_key}))] == ["b"]
     retry = start_render(
         str(script),
         tmp_path / "out",
@@ -37,7 +38,7 @@ def test_a_run_synthesises_each_sound_once_and_a_retry_only_what_it_asks(tmp_pat
         RenderOptions(only=frozenset({"b"})),
         get_settings(),
     )
-    assert [p.id for p in retry.to_synthesise(set())] == ["b"]
+    assert [p.id for p in retry.to_synthesise(CacheLookup(retry.plan, set()))] == ["b"]
     manifest = RenderManifest.load(tmp_path / "out" / "manifest.json")
     assert manifest.endpoint is EndpointKind.INPROCESS and [s.id for s in manifest.segments] == [
         "a",

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from narrate.cli.main import main
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, RANDOM_WEIGHTS_GATE_CHECKS
 
 
 def test_validate_ok_and_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -97,6 +97,7 @@ def test_render_with_the_qwen_engine_from_a_local_model_directory(
     monkeypatch.setenv("NARRATE_QWEN_CUSTOM_VOICE_MODEL", str(tiny_checkpoints["custom_voice"]))
     monkeypatch.setenv("NARRATE_QWEN_BASE_MODEL", "none")
     monkeypatch.setenv("NARRATE_QWEN_MAX_SEGMENT_SECONDS", "1")  # random weights never stop by themselves
+    monkeypatch.setenv("NARRATE_GATE_CHECKS", RANDOM_WEIGHTS_GATE_CHECKS)
     get_settings.cache_clear()
     script = Path(shutil.copy(EXAMPLES / "demo.yaml", tmp_path / "demo.yaml"))
     out = tmp_path / "out"

@@ -36,7 +36,9 @@ def test_the_demo_twice_in_a_terminal_shows_each_row_once_and_no_traceback(proje
         shown = "\n".join(lines)
         assert code == 0, shown
         assert final_rows(lines, state) == dict.fromkeys(SEGMENTS, 1), shown  # one display, drawn once
-        assert not any(s.startswith(f"{segment} ") for s in lines for segment in SEGMENTS if state not in s)
+        assert not any(
+            s.startswith(f"{segment} ") for s in lines for segment in SEGMENTS if state not in s
+        ), shown
         assert "Traceback" not in shown and "| INFO" not in shown and "| ERROR" not in shown, shown
         assert "done: 8 segments" in shown
         runs[run] = shown
