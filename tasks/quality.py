@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -15,10 +16,11 @@ import soundfile as sf
 from narrate.check.gate import GateBounds, SpeakingPace, TakeMeasures, Verdict, judge, measure_take
 from narrate.log import run_logger
 from narrate.manifest import RenderManifest, TakeRecord
-from narrate.script import NarrationScript
+from narrate.script import NarrationScript, Voice
 from narrate.settings import Settings
 from narrate.synthesis.cache import ClipCache
 from narrate.synthesis.requests import ModelIdentity, voice_request
+from narrate.synthesis.responses import HANDLER_MEASURES
 from tasks.script import PlannedSegment, plan_take
 
 
@@ -42,8 +44,13 @@ def request_voice(
     narration: NarrationScript, planned: PlannedSegment, identity: ModelIdentity
 ) -> dict[str, Any]:
     """The voice of the request that makes ``planned`` (what a job's summary holds), for its pace."""
-    voice = voice_request(planned.voice or narration.voice, identity)
-    return voice.model_dump(mode="json", exclude={"ref_audio"})
+    return _summary_voice(planned.voice or narration.voice, identity)
+
+
+@lru_cache(maxsize=64)
+def _summary_voice(voice: Voice, identity: ModelIdentity) -> dict[str, Any]:
+    """Once per voice: building the request reads (and encodes) a clone's reference clip."""
+    return voice_request(voice, identity).model_dump(mode="json", exclude={"ref_audio"})
 
 
 def judge_cached(
@@ -58,7 +65,7 @@ def judge_cached(
     wants_words = bounds.recogniser_for(pace) is not None
     if measures is None or (wants_words and measures.words_heard is None):
         clip = cache.get(planned.cache_key)
-        handler = {k: v for k, v in (stored or {}).items() if k in ("hit_frame_limit", "speaker_similarity")}
+        handler = {k: v for k, v in (stored or {}).items() if k in HANDLER_MEASURES}
         measures = measure_take(clip.audio, clip.sample_rate, planned.speech, pace, handler,
                                 bounds.recogniser_for(pace))  # fmt: skip
         cache.put_note(planned.cache_key, note | {"measures": measures.model_dump()})
@@ -105,8 +112,7 @@ class Gate:
         engine that says it the same way every time, or the script's ``takes`` used up)."""
         if planned.picked or planned.take >= self.narration.takes or not self.samples(planned):
             return None
-        segment = next(s for s in self.narration.segments if s.id == planned.id)
-        return plan_take(self.narration, self.identity, segment, take=planned.take + 1)
+        return self.take_of(planned.id, planned.take + 1)
 
     def record(self, planned: PlannedSegment, judged: JudgedTake) -> TakeRecord:
         return take_record(planned, judged, seed_of(self.narration, planned, self.samples(planned)))
@@ -125,8 +131,9 @@ class Gate:
         with every take's scores."""
         takes = manifest.segment(segment_id).takes
         if not self.keep_best():
-            manifest.fail_segment(segment_id, no_passing_take(takes), attempted)
-            run_logger().warning("segment %s: %s", segment_id, no_passing_take(takes))
+            error = no_passing_take(takes)
+            manifest.fail_segment(segment_id, error, attempted)
+            run_logger().warning("segment %s: %s", segment_id, error)
             return None
         best = best_take(takes)
         clip = cache.path(best.cache_key)
