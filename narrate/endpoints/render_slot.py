@@ -68,6 +68,9 @@ def render_slot(endpoint_name: str) -> Iterator[None]:
                     strict=True,
                     lease_duration=LEASE_SECONDS,
                     timeout_seconds=WAIT_STEP_SECONDS,
+                    # strict would also cancel the render when the lease cannot be renewed (a Prefect
+                    # server restarted mid-render forgets its leases): the heartbeat keeps the slot
+                    raise_on_lease_renewal_failure=False,
                 )
             )
         except TimeoutError:

@@ -152,7 +152,8 @@ def install(emulator: AsyncEndpointEmulator, polly: PollyEmulator | None = None)
     sm_models.FakeEndpointConfig.validate_instance_type = _accept_ml_instance_types  # type: ignore[method-assign]
     sm_responses.SageMakerResponse.update_endpoint = _update_endpoint_action  # type: ignore[attr-defined]
     runtime_responses.SageMakerRuntimeResponse.invoke_endpoint_async = _invoke_endpoint_async_action  # type: ignore[method-assign]
-    polly_responses.PollyResponse.speech = _polly_speech_action  # type: ignore[method-assign]
+    # moto 5.2.6 answers SynthesizeSpeech in synthesize_speech (earlier releases: speech); moto is pinned
+    polly_responses.PollyResponse.synthesize_speech = _polly_speech_action  # type: ignore[method-assign]
     quota_responses.ServiceQuotasResponse.list_service_quotas = _list_service_quotas_action  # type: ignore[attr-defined]
 
 

@@ -119,3 +119,22 @@ def test_a_beat_survives_the_previous_holders_removal_between_read_and_write(
     write_beat(heartbeat_name(endpoint), {"flow_run_id": "next", "renewed_at": time.time()})
     assert removals == [heartbeat_name(endpoint)]
     assert Variable.get(heartbeat_name(endpoint))["flow_run_id"] == "next"
+
+
+def test_a_lease_the_server_forgot_does_not_cancel_the_render(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CI failure: a Prefect server restarted mid-render forgets its leases, the renewal fails, and
+    a strict slot had Prefect inject CancelledError into the render's thread. The heartbeat keeps the
+    slot instead, and the render goes on."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    def forgotten(self: SyncPrefectClient, lease_id: Any, lease_duration: float) -> None:
+        raise RuntimeError(f"lease {lease_id} not found")
+
+    monkeypatch.setattr(SyncPrefectClient, "renew_concurrency_lease", forgotten)
+    monkeypatch.setattr("prefect.concurrency._leases._RENEWAL_MAX_ATTEMPTS", 1)
+    endpoint, finished = "slot-lease-forgotten", []
+    with render_slot(endpoint):
+        for _ in range(30):  # the renewal thread renews at once: a cancellation arrives within 3 s
+            time.sleep(0.1)
+        finished.append(True)
+    assert finished == [True]
