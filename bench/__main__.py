@@ -10,6 +10,8 @@ import sys
 # server's dependencies and not the orchestration side's (boto3, prefect).
 BENCHMARKS = {
     "assembly": "bench.assembly",
+    "cold-start": "bench.cold_start",
+    "cli": "bench.cli",
     "critical-path": "bench.critical_path",
     "incremental": "bench.incremental",
     "model-server": "bench.model_server",
@@ -32,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         "--scale", type=float, default=None, help="critical-path: time scale of the comparison"
     )
     parser.add_argument("--minutes", type=float, default=None, help="assembly: minutes of speech")
+    parser.add_argument(
+        "--parts", type=int, nargs="+", default=None, help="critical-path: which parts (1 2 3; default all)"
+    )
     args = parser.parse_args(argv)
     options = {
         "frames": args.frames,
@@ -39,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         "segments": args.segments,
         "minutes": args.minutes,
         "scale": args.scale,
+        "parts": args.parts,
     }
     extra = {key: value for key, value in options.items() if value is not None}
     benchmark = importlib.import_module(BENCHMARKS[args.name])

@@ -15,6 +15,18 @@ exactly that fixed time. Two parts, in one process and one embedded AWS:
    ``time_scale`` (alarm periods, cooldowns) and the reference's polling interval are all multiplied
    by s; narrate's own knobs are not. Every figure is reported divided by s ("at full scale").
 
+3. Fan-out, in the same run: one 1,000-segment render on at most 1, 2 and 4 instances
+   (``NARRATE_MAX_INSTANCES``), sized by narrate itself from the script's expected speech, the emulated
+   instance's throughput (the speech of a request over its accelerator time, with the requests an
+   instance takes at once) and the cold start. Emulated times are chosen so that the work is worth four
+   instances by narrate's own rule (each gets at least ten cold starts of it): an instance as fast as
+   the H100 measured (25 s of speech a second: 2.7 s per request of 8 segments, two at once), a 2 s
+   cold start (scaled down from minutes, so that the run takes minutes). Per render: the synthesis
+   time, from the first instance in service to the last output; GPU-seconds (every instance, launch
+   to release); release after the last output. Targets: synthesis speed-up >= 0.8 x the ideal (N x the
+   one-instance render's), GPU-seconds within 10 % of the one-instance render's, every instance
+   released <= 5 s after the last output.
+
 Per way: wall time from the start to the last output, wall time to the instance's release, and
 GPU-seconds: the emulator's instance time, each instance from its launch to its release. The warm
 baseline's instance is woken by the benchmark before the start and handed over to the render, which
@@ -34,9 +46,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from bench.common import register_instant_engine
+from bench.emulated_endpoint import InstanceWatcher, use_cache, wait_for_zero, write_script
+from bench.fan_out import (
+    FAN_OUT_COLD_START_SECONDS,
+    FAN_OUT_INVOCATION_SECONDS,
+    FAN_OUT_SEGMENTS,
+    FanOutScale,
+    fan_out_runs,
+    report_fan_out,
+)
 from bench.reference_pattern import POLL_SECONDS, TIMEOUT_SECONDS, ReferenceClient, load_segments
 from bench.reference_pattern import synthesize_sequentially as reference_synthesize
 
@@ -47,13 +66,6 @@ COLD_START_SECONDS = 20.0
 INVOCATION_SECONDS = 2.0  # accelerator time of one request, whatever its number of segments
 SCALE_IN_COOLDOWN_SECONDS = 300.0  # narrate's registered target tracking (sagemaker_setup)
 ALARM_SECONDS = 120.0  # HasBacklogWithoutCapacity: two 60 s periods
-SENTENCES = [
-    "Open the dashboard and pick a data source.",
-    "The chart updates as soon as you drag a field onto it.",
-    "Filters apply to every widget on the page at once.",
-    "Share a live link with your team in one click.",
-    "Alerts tell you when a number moves more than you expect.",
-]
 
 
 @dataclass(frozen=True)
@@ -81,78 +93,6 @@ class NarrateRun:
 @dataclass(frozen=True)
 class ComparisonRun(NarrateRun):
     reference: WayResult
-
-
-def write_script(path: Path, segments: int) -> Path:
-    data = {
-        "title": "Critical path benchmark",
-        "voice": {"engine": "dev", "language": "en"},
-        "output": {"formats": ["wav"]},
-        "segments": [
-            {"id": f"s{i:03d}", "text": f"Step {i}. {SENTENCES[i % len(SENTENCES)]}"} for i in range(segments)
-        ],
-    }
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    return path
-
-
-class InstanceWatcher:
-    """Polls the endpoint and notes when its instance comes up and when it goes away again; on exit
-    it waits up to ``release_timeout`` seconds for the release."""
-
-    def __init__(self, endpoint_name: str, release_timeout: float = 30.0) -> None:
-        import boto3
-
-        self.client = boto3.client("sagemaker")
-        self.name = endpoint_name
-        self.release_timeout = release_timeout
-        self.up_at: float | None = None
-        self.down_at: float | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> InstanceWatcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        deadline = time.monotonic() + self.release_timeout
-        while self.down_at is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            variant = self.client.describe_endpoint(EndpointName=self.name)["ProductionVariants"][0]
-            count = variant.get("CurrentInstanceCount") or 0
-            now = time.time()
-            if count >= 1 and self.up_at is None:
-                self.up_at = now
-            if count == 0 and self.up_at is not None and self.down_at is None:
-                self.down_at = now
-            time.sleep(0.05)
-
-
-def _use_cache(folder: Path) -> None:
-    from narrate.endpoints import reset_endpoints
-    from narrate.settings import get_settings
-
-    os.environ["NARRATE_CACHE_DIR"] = str(folder)
-    get_settings.cache_clear()
-    reset_endpoints()
-
-
-def _wait_for_zero(endpoint_name: str) -> None:
-    import boto3
-
-    client = boto3.client("sagemaker")
-    for _ in range(600):
-        variant = client.describe_endpoint(EndpointName=endpoint_name)["ProductionVariants"][0]
-        if not variant.get("CurrentInstanceCount"):
-            return
-        time.sleep(0.05)
-    raise RuntimeError("the endpoint did not go back to zero")
 
 
 @contextmanager
@@ -191,7 +131,7 @@ def narrate_ways(script: Path, work: Path, tag: str, emulator: AsyncEndpointEmul
     from narrate.settings import get_settings
 
     name = get_settings().endpoint_name
-    _use_cache(work / f"cache-warm-{tag}")
+    use_cache(work / f"cache-warm-{tag}")
     endpoint = get_endpoint("sagemaker", get_settings())
     endpoint.ensure("bench-warm")
     endpoint.wake(600, "bench-warm")  # the baseline: an instance already up
@@ -201,9 +141,9 @@ def narrate_ways(script: Path, work: Path, tag: str, emulator: AsyncEndpointEmul
         render_narration(script=str(script), out_dir=str(work / f"warm-{tag}"))
     manifest = RenderManifest.load(work / f"warm-{tag}" / "manifest.json")
     warm = _way(started, manifest.last_output_at, watcher, emulator.instance_seconds(name) - gpu_before)
-    _wait_for_zero(name)
+    wait_for_zero(name)
 
-    _use_cache(work / f"cache-cold-{tag}")
+    use_cache(work / f"cache-cold-{tag}")
     gpu_before = emulator.instance_seconds(name)
     with InstanceWatcher(name) as watcher:
         started = time.time()
@@ -223,7 +163,7 @@ def reference_way(
 
     settings = get_settings()
     name = settings.endpoint_name
-    _wait_for_zero(name)
+    wait_for_zero(name)
     client = ReferenceClient(
         endpoint_name=name,
         bucket=settings.bucket,
@@ -317,7 +257,11 @@ def report_comparison(runs: Sequence[ComparisonRun], scale: float, segments: int
 
 
 def main(
-    smoke: bool = False, runs: int | None = None, scale: float | None = None, segments: int | None = None
+    smoke: bool = False,
+    runs: int | None = None,
+    scale: float | None = None,
+    segments: int | None = None,
+    parts: Sequence[int] = (1, 2, 3),
 ) -> int:
     cold_start = 2.0 if smoke else COLD_START_SECONDS
     invocation = 0.2 if smoke else INVOCATION_SECONDS
@@ -325,6 +269,12 @@ def main(
     scale = scale or (0.01 if smoke else 0.1)
     segments = segments or (3 if smoke else 20)
     runs = runs or (1 if smoke else 3)
+    fan_out = FanOutScale(
+        segments=96 if smoke else FAN_OUT_SEGMENTS,
+        cold_start=0.02 if smoke else FAN_OUT_COLD_START_SECONDS,
+        invocation=0.2 if smoke else FAN_OUT_INVOCATION_SECONDS,
+        concurrency=2,  # NARRATE_MAX_CONCURRENT_INVOCATIONS's default
+    )
     from narrate.cli.prefect_server import prepare_prefect_environment
 
     prepare_prefect_environment()
@@ -351,12 +301,23 @@ def main(
         with local_aws(options) as aws:
             emulator = aws.emulator
             assert emulator is not None
-            script = write_script(work / "targets.yaml", target_segments)
-            targets = [narrate_ways(script, work, f"t{run}", emulator) for run in range(runs)]
-            emulator.set_cold_start_seconds(COLD_START_SECONDS * scale)
-            emulator.set_invocation_seconds(INVOCATION_SECONDS * scale)
-            script = write_script(work / "compare.yaml", segments)
-            comparisons = [compare_ways(script, work, f"c{run}", emulator, scale) for run in range(runs)]
-    met = report_targets(targets, cold_start, invocation, target_segments)
-    report_comparison(comparisons, scale, segments)
+            targets, comparisons, fanned = [], [], []
+            if 1 in parts:
+                script = write_script(work / "targets.yaml", target_segments)
+                targets = [narrate_ways(script, work, f"t{run}", emulator) for run in range(runs)]
+            if 2 in parts:
+                emulator.set_cold_start_seconds(COLD_START_SECONDS * scale)
+                emulator.set_invocation_seconds(INVOCATION_SECONDS * scale)
+                script = write_script(work / "compare.yaml", segments)
+                comparisons = [compare_ways(script, work, f"c{run}", emulator, scale) for run in range(runs)]
+            if 3 in parts:
+                fanned = fan_out_runs(work, emulator, fan_out, runs)
+                throughput = fan_out.throughput(work / "fan-out.yaml")
+    met = True
+    if targets:
+        met = report_targets(targets, cold_start, invocation, target_segments)
+    if comparisons:
+        report_comparison(comparisons, scale, segments)
+    if fanned:
+        met = report_fan_out(fanned, fan_out, throughput) and met
     return 0 if smoke or met else 1

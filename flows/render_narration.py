@@ -1,10 +1,10 @@
 """render-narration: a narration script to a track, timeline and captions, and the recording re-timed.
 
-The lifecycle of one render (:func:`render`), top to bottom: look up the cache -> ensure the
-endpoint -> wake it (in the background) -> adopt what an earlier run left queued -> plan and stage
-the requests -> synthesise -> scale down -> assemble -> re-time the video. The endpoint is scaled
-down whatever happens; the run fails (after recording every finished segment) when any segment
-could not be synthesised.
+The lifecycle of one render (:func:`render`), top to bottom: look up the cache -> size the fan-out
+(the instances the work is worth) -> ensure the endpoint -> wake them (in the background) -> adopt
+what an earlier run left queued -> plan and stage the requests -> synthesise -> scale down ->
+assemble -> re-time the video. The endpoint is scaled down whatever happens; the run fails (after
+recording every finished segment) when any segment could not be synthesised.
 """
 
 from __future__ import annotations
@@ -27,13 +27,14 @@ from narrate.errors import ConfigError, NarrateError, VoicesFailed
 from narrate.log import run_logger
 from narrate.manifest import RenderManifest, VideoRecord
 from narrate.outputs import RenderFolder
+from narrate.provenance.config import Signing, signing_from
 from narrate.script import Engine, GenerationSettings
 from narrate.settings import Settings, get_settings
 from narrate.synthesis.cache import ClipCache
 from narrate.synthesis.requests import model_identity
 from narrate.takes import load_picks
 from tasks.assembly import assemble_track
-from tasks.endpoint import hold_endpoint, holder_name
+from tasks.endpoint import hold_endpoint, holder_name, plan_fan_out
 from tasks.report import publish_render_report
 from tasks.run import RenderOptions, RenderRun, start_render
 from tasks.script import ScriptOverrides, load_narration, plan_segments
@@ -119,11 +120,12 @@ def render(run: RenderRun) -> dict[str, Any]:
     manifest.mark_cached(lookup.hits, run.options.only, run.options.earlier_errors)
     todo = run.to_synthesise(lookup)
     if todo:
-        with hold_endpoint(run.endpoint, run.holder, settings, manifest) as endpoint:
+        fan_out = plan_fan_out(run.endpoint, todo, settings)
+        with hold_endpoint(run.endpoint, run.holder, settings, manifest, fan_out.instances) as endpoint:
             adopted = adopt_queued_requests(run.endpoint, {p.cache_key for p in todo}, settings)
             adopted_keys = {key for _, summary in adopted for key in summary.cache_keys.values()}
             fresh = [p for p in todo if p.cache_key not in adopted_keys]
-            jobs = plan_jobs(run.narration, run.identity, fresh, settings.batch_size)
+            jobs = plan_jobs(run.narration, run.identity, fresh, fan_out.batch_size)
             with manifest.timed("stage requests"):
                 staged = stage_requests(run.endpoint, jobs, settings)
             with manifest.timed("synthesise"):
@@ -133,7 +135,7 @@ def render(run: RenderRun) -> dict[str, Any]:
         outputs = assemble_track(run.track(), settings.cache_dir, run.out)
     manifest.complete(outputs)  # the narration is finished whatever the video step does
     if run.options.video is not None:
-        outputs = outputs | {"video": add_video(run.out, run.options.video, manifest)}
+        outputs = outputs | {"video": add_video(run.out, run.options.video, manifest, run.signing)}
     return {"outputs": outputs, "cached": len(lookup.hits), "synthesised": len(todo)}
 
 
@@ -182,9 +184,10 @@ def render_voices(
             except NarrateError as exc:
                 failures[name] = str(exc).splitlines()[0]
                 run_logger().error("voice %s failed: %s", name, failures[name])
+    signing = signing_from(settings) if options.video and results else None
     for name, result in results.items() if options.video else ():
         try:
-            result["outputs"]["video"] = add_video(out / name, options.video)
+            result["outputs"]["video"] = add_video(out / name, options.video, signing=signing)
         except NarrateError as exc:
             failures[name] = str(exc).splitlines()[0]
     if failures:
@@ -203,13 +206,16 @@ def needs_synthesis(script: str, backend: EndpointKind, options: RenderOptions, 
     return any(not cache.contains(p.cache_key) for p in plan_segments(narration, identity, picks))
 
 
-def add_video(out: Path, video: VideoPlan, manifest: RenderManifest | None = None) -> str:
-    """Re-time the recording to the finished narration in ``out``; its manifest records the MP4."""
+def add_video(
+    out: Path, video: VideoPlan, manifest: RenderManifest | None = None, signing: Signing | None = None
+) -> str:
+    """Re-time the recording to the finished narration in ``out``; its manifest records the MP4 (signed
+    with ``signing``, when given)."""
     manifest = manifest or RenderFolder(out).manifest()
     manifest.resume(VideoRecord(recording=str(video.recording), marks=str(video.marks_path)))
     try:
         with manifest.timed("video"):
-            path = retime_to_narration(video, manifest.outputs, str(out))
+            path = retime_to_narration(video, manifest.outputs, str(out), signing)
     except BaseException as exc:
         manifest.fail(f"video: {exc}")
         raise
@@ -218,6 +224,11 @@ def add_video(out: Path, video: VideoPlan, manifest: RenderManifest | None = Non
 
 
 def copy_manifest_to_s3(manifest: RenderManifest, settings: Settings) -> None:
+    if settings.aws == "local" and manifest.released_at is None:
+        # the embedded AWS lives in this process: a render that never held the endpoint made no bucket
+        # there, and no other machine reads it (asking costs a second of a render that did nothing)
+        run_logger().info("local mode, endpoint not used: the manifest stays in the render folder only")
+        return
     try:
         uri = mirror_manifest(manifest, settings, AwsClients(settings.region))
     except Exception as exc:  # the local manifest is the record; the copy is for other machines

@@ -3,6 +3,7 @@ error is worth retrying. Errors become exit codes only in the CLI.
 
 NarrateError
 ├── ScriptError                  the narration script is invalid (nothing was synthesised)
+├── ClipRejected                 narrate voice add: a recording that cannot make a reference clip
 ├── ConfigError                  settings or an engine/backend choice that cannot work
 ├── EndpointError                the endpoint cannot serve (failed, never woke, does not exist)
 │   └── ModelNotLoaded           it is up, but its model did not load: it refuses every request
@@ -13,9 +14,12 @@ NarrateError
 ├── AssemblyError                the assembled track does not match its timeline
 ├── RenderFailed                 the render finished with failed segments (finished work kept)
 ├── VoicesFailed                 some voices of a several-voice render failed (the others are finished)
-└── VideoError                   the screen recording could not be re-timed (ffmpeg failed, bad input)
-    ├── MarksError               the scene marks are invalid (nothing was rendered)
-    └── VideoDriftError          the rendered MP4 does not match its timeline (it was not published)
+├── VideoError                   the screen recording could not be re-timed (ffmpeg failed, bad input)
+│   ├── MarksError               the scene marks are invalid (nothing was rendered)
+│   └── VideoDriftError          the rendered MP4 does not match its timeline (it was not published)
+└── ProvenanceError              a file could not be signed, or its signed copy did not verify (not published)
+    └── VerificationFailed       narrate verify: a file's C2PA manifest is missing, broken, does not match its
+                                 bytes, or its signer is not on the trust list
 """
 
 from __future__ import annotations
@@ -62,6 +66,11 @@ class ProblemList(NarrateError):
 
 class ScriptError(ProblemList):
     """The narration script failed validation."""
+
+
+class ClipRejected(ProblemList):
+    """``narrate voice add``: the recording cannot be decoded, or its clip failed checks (one line each,
+    with what to do); nothing was written."""
 
 
 class ConfigError(NarrateError):
@@ -157,6 +166,19 @@ class VideoDriftError(VideoError):
     """A measured scene of the rendered MP4 is more than one frame off its timeline."""
 
     exit_code = 3
+
+
+class ProvenanceError(NarrateError):
+    exit_code = 8
+
+
+class VerificationFailed(ProvenanceError):
+    """``narrate verify``: some files' Content Credentials did not verify; one line per file, why."""
+
+    def __init__(self, failed: dict[str, str]) -> None:
+        self.failed = failed
+        lines = "\n".join(f"  - {name}: {why}" for name, why in failed.items())
+        super().__init__(f"{len(failed)} file(s) did not verify:\n{lines}")
 
 
 def transient_status(status: int) -> bool:

@@ -93,6 +93,7 @@ class InstanceTime(Protocol):
     cost_usd: float | None
     released: bool
     price: str
+    instances: int
 
 
 class RenderManifest(BaseModel):
@@ -125,7 +126,11 @@ class RenderManifest(BaseModel):
     segments: list[SegmentRecord]
     outputs: dict[str, str] = Field(default_factory=dict)
     stage_seconds: dict[str, float] = Field(default_factory=dict, description="Wall time per stage.")
+    stage: str | None = Field(None, description="The stage running now (None between stages).")
+    stage_started_at: float | None = Field(None, description="Epoch seconds when that stage started.")
+    held_since: float | None = Field(None, description="Epoch seconds when the render asked for an instance.")
     gpu_seconds: float = 0.0
+    instances: int | None = Field(None, description="Instances the render's wake asked for (its fan-out).")
     cost_usd: float | None = Field(
         0.0, description="What the instance time cost; None when no price is known."
     )
@@ -212,10 +217,13 @@ class RenderManifest(BaseModel):
     def timed(self, stage: str) -> Iterator[None]:
         """The wall time of a stage of the render, recorded (and logged) however it ends."""
         started = time.monotonic()
+        self.stage, self.stage_started_at = stage, time.time()
+        self.save()  # the CLI's display shows the stage as it runs
         try:
             yield
         finally:
             self.stage_seconds[stage] = round(time.monotonic() - started, 3)
+            self.stage = self.stage_started_at = None
             run_logger().info("stage %s: %.2f s", stage, self.stage_seconds[stage])
 
     def record_last_output(self) -> None:
@@ -225,6 +233,7 @@ class RenderManifest(BaseModel):
         """What the render's hold of the endpoint cost, once it was let go."""
         self.released_at = time.time()
         self.gpu_seconds, self.cost_usd, self.price = usage.gpu_seconds, usage.cost_usd, usage.price
+        self.instances = usage.instances or None
         self.endpoint_released = usage.released
         self.save()
 

@@ -10,20 +10,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from narrate.manifest import RenderManifest
+from narrate.provenance.record import ProvenanceRecord, load_provenance
 from narrate.track.timeline import Timeline
 
 WAV = "narration.wav"
 MP3 = "narration.mp3"
 TIMELINE = "timeline.json"
+TIMELINE_PNG = "timeline.png"  # the timeline picture (narrate.review.picture)
+REVIEW = "review.html"  # the page to look at and listen to the render (narrate.review.page)
 SRT = "captions.srt"
 VTT = "captions.vtt"
 VIDEO = "video.mp4"
 VIDEO_REPORT = "video.report.json"
 CHECK = "check.json"  # narrate check's result
 LOG = "render.log"  # the CLI's log lines of the renders into this folder (appended)
+PROVENANCE = "provenance.json"  # each signed output's verification (narrate.provenance.record)
 MANIFEST = RenderManifest.FILE_NAME
 # The outputs a render lists in its manifest, by kind.
-OUTPUT_FILES = {"wav": WAV, "mp3": MP3, "srt": SRT, "vtt": VTT, "timeline": TIMELINE, "video": VIDEO}
+OUTPUT_FILES = {"wav": WAV, "mp3": MP3, "srt": SRT, "vtt": VTT, "picture": TIMELINE_PNG, "timeline": TIMELINE,
+                "video": VIDEO, "review": REVIEW,
+                "provenance": PROVENANCE}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,10 @@ class RenderFolder:
     def log_path(self) -> Path:
         return self.path / LOG
 
+    @property
+    def provenance_path(self) -> Path:
+        return self.path / PROVENANCE
+
     def file(self, kind: str) -> Path:
         """Where the output of this kind (wav, mp3, srt, vtt, timeline, video) is written."""
         return self.path / OUTPUT_FILES[kind]
@@ -61,3 +71,7 @@ class RenderFolder:
 
     def has_timeline(self) -> bool:
         return self.timeline_path.is_file()
+
+    def provenance(self) -> ProvenanceRecord | None:
+        """How each signed output verified right after signing; None when the render was not signed."""
+        return load_provenance(self.provenance_path)

@@ -99,6 +99,9 @@ class QwenCloneVoice(_VoiceBase):
     reference_text: str | None = Field(None, description="Exact transcript of the reference clip.")
     x_vector_only: bool = Field(False, description="Clone from the speaker embedding alone.")
     consent: Path = Field(description="Consent record (JSON, `narrate consent create`), next to the script.")
+    transcript_confirmed: bool | None = Field(
+        None, description="false: reference_text is the recogniser's draft (`narrate voice confirm` it)."
+    )
 
     @field_validator("reference_clip", mode="after")
     @classmethod
@@ -118,7 +121,15 @@ class QwenCloneVoice(_VoiceBase):
         return self
 
     @model_validator(mode="after")
-    def _transcript(self) -> QwenCloneVoice:
+    def _transcript(self, info: ValidationInfo) -> QwenCloneVoice:
+        if self.transcript_confirmed is False:
+            script = (info.context or {}).get("source")
+            where = f" --script {script}" if script else ""
+            raise ValueError(
+                f"transcript_confirmed: reference_text is the recogniser's draft ({self.reference_text!r}), "
+                f"not yet confirmed; listen to {self.reference_clip.name} and run `narrate voice confirm "
+                f'{self.reference_clip.stem}{where}` (with --transcript "the exact words" to correct it)'
+            )
         if transcript_missing(self.reference_text, self.x_vector_only):
             raise ValueError(
                 "reference_text is required: write the exact words spoken in the reference clip "
@@ -397,7 +408,7 @@ def _existing_file(value: Path, info: ValidationInfo, what: str) -> Path:
 # --- loading -------------------------------------------------------------------------------------
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """YAML loader that refuses duplicate keys instead of silently keeping the last one."""
 
 
@@ -439,7 +450,7 @@ def validate_script(
 ) -> NarrationScript:
     if not isinstance(data, dict):
         raise ScriptError(source, ["the script must be a mapping with title, voice and segments"])
-    context = {"base_dir": base_dir, "max_segment_chars": max_segment_chars}
+    context = {"base_dir": base_dir, "max_segment_chars": max_segment_chars, "source": source}
     try:
         return NarrationScript.model_validate(data, context=context)
     except ValidationError as exc:

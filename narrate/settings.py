@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     aws: Literal["local", "real"] = Field(
         "local", description="'local' starts the embedded AWS on 127.0.0.1; 'real' uses your AWS account."
     )
+    prefect_server: Literal["background", "temporary"] = Field(
+        "background",
+        description="Without PREFECT_API_URL, the CLI's Prefect server: 'background' starts one local server "
+        "on first use and reuses it (narrate server status|stop); 'temporary' lets Prefect start one per "
+        "command (10-40 s each, nothing left running).",
+    )
     max_segment_chars: int = Field(
         1500, ge=1, description="Longest segment text accepted by validation, in characters."
     )
@@ -96,7 +102,23 @@ class Settings(BaseSettings):
         None, description="model.tar.gz in S3; default s3://<bucket>/<prefix>/model/model.tar.gz."
     )
     instance_type: str = Field("ml.g5.xlarge", description="Instance type of the endpoint.")
-    max_instances: int = Field(1, ge=1, le=20, description="Autoscaling MaxCapacity.")
+    max_instances: int = Field(
+        1, ge=1, le=20, description="Autoscaling MaxCapacity: the most instances a render fans out over."
+    )
+    instance_throughput: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds of speech one instance synthesises a second, for sizing a render's instances "
+        "(narrate.endpoints.capacity): 25 measured for the 1.7B clone on an H100 (docs/BENCHMARKS.md, "
+        "model-server); 10 assumes an ml.g5.xlarge (A10G, not measured) at 40 % of that.",
+    )
+    cold_start_seconds: float | None = Field(
+        None,
+        ge=0,
+        description="Expected start of one instance from zero, which the sizing weighs against the work; "
+        "default NARRATE_LOCAL_COLD_START_SECONDS in local mode, 240 s with real AWS (`narrate endpoint "
+        "wake` logs the measured one).",
+    )
     max_concurrent_invocations: int = Field(2, ge=1, le=1000, description="Per instance.")
     engines: str = Field(
         ServerConfig().engines, description="Engines the container loads: dev, piper, qwen (comma list)."
@@ -135,6 +157,42 @@ class Settings(BaseSettings):
     output_deadline_seconds: float = Field(3600, gt=0, description="Longest wait for one request's output.")
     invocation_timeout_seconds: int = Field(3600, ge=1, le=3600)
     request_ttl_seconds: int = Field(21600, ge=60, le=21600)
+
+    # --- provenance: C2PA Content Credentials in narration.wav/.mp3 and video.mp4 (narrate.provenance) ---
+    provenance: Literal["auto", "off"] = Field(
+        "auto",
+        description="'auto' signs every render when a certificate is configured or `narrate provenance "
+        "init` made a development one in provenance_dir; 'off' never signs.",
+    )
+    provenance_dir: Path = Field(
+        Path(".narrate/provenance"),
+        description="Where `narrate provenance init` writes the (untrusted) development certificate.",
+    )
+    provenance_certificate: Path | None = Field(
+        None, description="PEM certificate chain of the signing key: its certificate, then intermediates."
+    )
+    provenance_private_key: Path | None = Field(
+        None, description="PEM private key of that certificate (keep it 0600; it is never copied or logged)."
+    )
+    provenance_kms_key_id: str | None = Field(
+        None, description="Sign with this AWS KMS key (SIGN_VERIFY, ECC_NIST_P256/384/521 or RSA) instead."
+    )
+    provenance_sign_callback: str | None = Field(
+        None, description="Or sign with package.module:function (bytes -> signature), e.g. for an HSM."
+    )
+    provenance_tsa_url: str | None = Field(
+        None, description="RFC 3161 timestamp authority: a trusted signing time in each manifest."
+    )
+    provenance_trust_anchors: Path | None = Field(
+        None,
+        description="PEM roots that `narrate verify` (and the check after signing) trust; this machine's "
+        "development root is added when there is one.",
+    )
+    require_provenance: bool | None = Field(
+        None,
+        description="Refuse to render a qwen-clone voice unsigned; default on with --aws real, off in "
+        "local mode.",
+    )
 
     # --- deployments (narrate serve) ---
     weekly_script: str = Field(

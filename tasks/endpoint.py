@@ -1,5 +1,6 @@
 """Endpoint lifecycle tasks: ensure it exists, wake it, scale it down; and :func:`hold_endpoint`, which
-holds it for a render (or several) around them.
+holds it for a render (or several) around them, woken to the instances :func:`plan_fan_out` gives the
+render's work.
 
 The endpoint is named by its kind, not passed, so every task run resolves the same process-wide
 instance (:mod:`narrate.endpoints.registry`); ``holder`` names the render.
@@ -7,6 +8,7 @@ instance (:mod:`narrate.endpoints.registry`); ``holder`` names the render.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -17,10 +19,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
+from narrate.check.gate import expected_seconds
 from narrate.endpoints import EndpointKind, Usage, get_endpoint
+from narrate.endpoints.capacity import Capacity, FanOut, size_fan_out
 from narrate.log import run_logger
 from narrate.manifest import RenderManifest
 from narrate.settings import Settings
+from tasks.script import PlannedSegment
 
 
 @task(name="ensure-endpoint", cache_policy=NO_CACHE)
@@ -29,19 +34,30 @@ def ensure_endpoint(endpoint: EndpointKind, holder: str, settings: Settings) -> 
 
 
 @task(name="wake-endpoint", cache_policy=NO_CACHE)
-def wake_endpoint(endpoint: EndpointKind, holder: str, settings: Settings) -> None:
-    get_endpoint(endpoint, settings).wake(settings.wake_deadline_seconds, holder)
+def wake_endpoint(endpoint: EndpointKind, holder: str, settings: Settings, instances: int = 1) -> None:
+    get_endpoint(endpoint, settings).wake(settings.wake_deadline_seconds, holder, instances)
 
 
 @task(name="scale-down", cache_policy=NO_CACHE)
 def scale_down(endpoint: EndpointKind, holder: str, settings: Settings) -> Usage:
     usage = get_endpoint(endpoint, settings).scale_down(holder)
     run_logger().info(
-        "endpoint %s %s: %.1f GPU-seconds held by this render, %s",
+        "endpoint %s %s: %.1f GPU-seconds held by this render (%d instance(s)), %s",
         endpoint, "released" if usage.released else "left up for another render",
-        usage.gpu_seconds, usage.cost_text(),
+        usage.gpu_seconds, usage.instances, usage.cost_text(),
     )  # fmt: skip
     return usage
+
+
+def plan_fan_out(endpoint: EndpointKind, todo: list[PlannedSegment], settings: Settings) -> FanOut:
+    """The instances the segments to synthesise are worth (one where the endpoint has no instances to
+    add), and the batch size that gives each of them requests; their speech estimated from their text."""
+    speech = sum(expected_seconds(planned.speech) for planned in todo)
+    capacity = Capacity.from_settings(settings, fans_out=endpoint is EndpointKind.SAGEMAKER)
+    fan_out = size_fan_out(speech, len(todo), capacity)
+    if endpoint is EndpointKind.SAGEMAKER:
+        run_logger().info("fan-out: %s", fan_out.describe())
+    return fan_out
 
 
 def holder_name() -> str:
@@ -66,16 +82,23 @@ class Hold:
 
 @contextmanager
 def hold_endpoint(
-    endpoint: EndpointKind, holder: str, settings: Settings, manifest: RenderManifest | None = None
+    endpoint: EndpointKind,
+    holder: str,
+    settings: Settings,
+    manifest: RenderManifest | None = None,
+    instances: int = 1,
 ) -> Iterator[Hold]:
-    """Hold the endpoint for the body: ensure it, wake it in the background (requests queue at the
-    endpoint meanwhile: no time lost), and scale it down at the end, whatever happens. With a
-    manifest, its stages and the instance time the hold cost are recorded there."""
+    """Hold the endpoint for the body: ensure it, wake ``instances`` of it in the background (requests
+    queue at the endpoint meanwhile: no time lost), and scale it down at the end, whatever happens
+    (every instance at once, unless another render still holds it). With a manifest, its stages and
+    the instance time the hold cost are recorded there."""
     waking: PrefectFuture[None] | None = None
     try:
         with manifest.timed("ensure") if manifest else nullcontext():
             ensure_endpoint(endpoint, holder, settings)
-        waking = wake_endpoint.submit(endpoint, holder, settings)
+        waking = wake_endpoint.submit(endpoint, holder, settings, instances)
+        if manifest:
+            manifest.held_since, manifest.instances = time.time(), instances
         yield Hold(waking, manifest)
     finally:
         if waking is not None:

@@ -62,7 +62,7 @@ def judge_cached(
     pace = SpeakingPace.of_request(voice)
     stored = note.get("measures")
     measures = TakeMeasures.model_validate(stored) if stored else None
-    wants_words = bounds.recogniser_for(pace) is not None
+    wants_words = bounds.hears_words(pace)
     if measures is None or (wants_words and measures.words_heard is None):
         clip = cache.get(planned.cache_key)
         handler = {k: v for k, v in (stored or {}).items() if k in HANDLER_MEASURES}

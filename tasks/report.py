@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ from prefect.cache_policies import NO_CACHE
 
 from narrate.log import run_logger
 from narrate.manifest import RenderManifest, RenderState, SegmentRecord, SegmentStatus
-from narrate.outputs import RenderFolder
+from narrate.outputs import TIMELINE_PNG, RenderFolder
+from narrate.review.page import write_review
 from narrate.track.timeline import Timeline
+from narrate.voices.report import clip_report_of_render, report_markdown
 
 
 def artifact_key(manifest: RenderManifest) -> str:
@@ -80,6 +83,8 @@ def summary_markdown(manifest: RenderManifest) -> str:
         + (f" ({', '.join(rerolled)}): see the segment table's gate column" if rerolled else ""),
         f"- GPU-seconds held: {manifest.gpu_seconds:.1f}, {manifest.cost_text()}",
     ]
+    if timeline and (provenance := RenderFolder(Path(manifest.out_dir)).provenance()) is not None:
+        lines.append(f"- Content Credentials (C2PA), as read back after signing: {provenance.summary()}")
     if not synthesised and not manifest.failed() and "ensure" not in manifest.stage_seconds:
         lines.append("- nothing to synthesise: every segment came from the cache; the endpoint was not woken")
     failed = manifest.failed()
@@ -107,8 +112,32 @@ def publish_render_report(manifest: RenderManifest) -> None:
         create_link_artifact(
             Path(manifest.out_dir).resolve().as_uri(), link_text=manifest.out_dir, key=f"{key}-outputs"
         )
+        if (clip := clip_report_of_render(manifest)) is not None:
+            create_markdown_artifact(
+                report_markdown(clip), key=f"{key}-reference-clip", description="Reference clip"
+            )
+        if (page := write_review_page(manifest)) is not None:
+            create_markdown_artifact(timeline_markdown(page), key=f"{key}-timeline", description="Timeline")
     except Exception as exc:  # the report is a view of the manifest, which is already written
         run_logger().warning("could not publish the render report: %s", exc)
+
+
+def write_review_page(manifest: RenderManifest) -> Path | None:
+    """review.html in the render folder, once it has a timeline (the video step may still fail)."""
+    folder = RenderFolder(Path(manifest.out_dir))
+    return write_review(folder) if folder.has_timeline() else None
+
+
+def timeline_markdown(page: Path) -> str:
+    """The timeline picture, inline (the UI shows it without reaching the render's machine), and where
+    the review page is."""
+    picture = page.with_name(TIMELINE_PNG)
+    lines = ["# Timeline", ""]
+    if picture.is_file():
+        encoded = base64.b64encode(picture.read_bytes()).decode("ascii")
+        lines += [f"![timeline: waveform, scene boundaries, loudness](data:image/png;base64,{encoded})", ""]
+    lines += [f"Review page (open it in a browser on this machine): `{page.resolve()}`"]
+    return "\n".join(lines) + "\n"
 
 
 def finished_timeline(manifest: RenderManifest) -> Timeline | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from narrate.endpoints import Backend, EndpointKind, endpoint_for
 from narrate.log import run_logger
 from narrate.manifest import RenderManifest, SegmentRecord, VideoRecord
+from narrate.provenance.config import Signing, render_signing
 from narrate.script import NarrationScript
 from narrate.settings import Settings
 from narrate.synthesis.requests import ModelIdentity, model_identity
@@ -54,6 +55,7 @@ class RenderRun:
     settings: Settings
     options: RenderOptions
     holder: str  # who holds the endpoint: this flow run
+    signing: Signing | None = None  # how its outputs are signed (Content Credentials); None: unsigned
 
     def with_plan(self, plan: list[PlannedSegment]) -> RenderRun:
         """The run with each segment at the take the cache look-up settled on."""
@@ -64,7 +66,8 @@ class RenderRun:
         records = {record.id: record for record in self.manifest.segments}
         plan = [replace(p, cache_key=records[p.id].cache_key) for p in self.plan]
         hits = frozenset(r.cache_key for r in records.values() if r.cache_hit)
-        return TrackPlan(self.narration, plan, self.identity, hits, self.manifest.segments)
+        return TrackPlan(self.narration, plan, self.identity, hits, self.manifest.segments, self.signing,
+                         self.manifest.script_sha256)  # fmt: skip
 
     def to_synthesise(self, lookup: CacheLookup) -> list[PlannedSegment]:
         """The takes the cache lacks (within ``only``; none of a segment whose every take failed), one
@@ -85,6 +88,7 @@ def start_render(
     ``polly`` endpoint whatever ``backend`` says; the manifest records that one."""
     overrides = options.script_overrides()
     narration = load_narration(script, overrides, settings.max_segment_chars)
+    signing = render_signing(settings, narration.voice)  # a clone that must be signed: refused here
     identity = model_identity(narration.voice, settings.server_config(), settings.aws)
     if options.alternatives is None:
         plan = plan_segments(narration, identity, load_picks(script))
@@ -112,4 +116,6 @@ def start_render(
     if identity.emulated:
         run_logger().warning("EMULATED: %s; the outputs are not Amazon Polly's voice and say so "
                              "(NARRATE_AWS=real renders with Polly)", identity.emulated)  # fmt: skip
-    return RenderRun(narration, plan, manifest, endpoint, identity, out, settings, options, holder_name())
+    return RenderRun(
+        narration, plan, manifest, endpoint, identity, out, settings, options, holder_name(), signing
+    )

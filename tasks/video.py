@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from narrate.errors import MarksError, VideoError
 from narrate.log import run_logger
 from narrate.outputs import VIDEO
+from narrate.provenance.config import Signing
 from narrate.script import NarrationScript
 from narrate.video import Ffmpeg, SceneMarks, VideoProgress, action_seconds, load_marks, probe_video
 from narrate.video.marks import check_marks, marks_video_path
@@ -57,9 +58,13 @@ def plan_video(
 
 
 @task(name="retime-to-narration", cache_policy=NO_CACHE)
-def retime_to_narration(plan: VideoPlan, outputs: dict[str, str], out_dir: str) -> str:
-    """The recording re-timed to this narration, as ``<out_dir>/video.mp4``; the report beside it."""
+def retime_to_narration(
+    plan: VideoPlan, outputs: dict[str, str], out_dir: str, signing: Signing | None = None
+) -> str:
+    """The recording re-timed to this narration, as ``<out_dir>/video.mp4``; the report beside it.
+    With ``signing``, the MP4 is published signed (Content Credentials) and recorded in provenance.json."""
     from narrate.video import RetimeInputs, retime_video
+    from tasks.provenance import VideoSigner
 
     logger = run_logger()
 
@@ -68,7 +73,10 @@ def retime_to_narration(plan: VideoPlan, outputs: dict[str, str], out_dir: str) 
             logger.info("video %s %s %d/%d", step.step, step.detail, step.done, step.total)
 
     inputs = RetimeInputs(plan.recording, plan.marks, outputs["timeline"], outputs["wav"], outputs["vtt"])
-    result = retime_video(inputs, Path(out_dir) / VIDEO, progress=progress)
+    signer = VideoSigner(Path(out_dir), signing, plan.recording) if signing is not None else None
+    result = retime_video(inputs, Path(out_dir) / VIDEO, progress=progress, sign=signer)
+    if signer is not None:
+        signer.record()
     worst = max((abs(s.drift_frames) for s in result.scenes), default=0)
     logger.info("video %s: %d frames, %d scenes, worst drift %g frame(s), %.1f s", result.mp4,
                 result.total_frames, len(result.scenes), worst, result.seconds)  # fmt: skip

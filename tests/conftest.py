@@ -65,9 +65,21 @@ class CloneScript:
 
 
 @pytest.fixture
-def tiny_clone_script(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_checkpoints: dict[str, Path]
-) -> CloneScript:
+def tiny_clone_served(monkeypatch: pytest.MonkeyPatch, tiny_checkpoints: dict[str, Path]) -> None:
+    """qwen-clone voices served by the tiny Base checkpoint, every clip capped at a second (random
+    weights never stop by themselves), judged by the checks that mean something for random weights."""
+    from narrate.settings import get_settings
+
+    monkeypatch.setenv("NARRATE_ENGINES", "qwen")
+    monkeypatch.setenv("NARRATE_QWEN_CUSTOM_VOICE_MODEL", "none")
+    monkeypatch.setenv("NARRATE_QWEN_BASE_MODEL", str(tiny_checkpoints["voice_clone"]))
+    monkeypatch.setenv("NARRATE_QWEN_MAX_SEGMENT_SECONDS", "1")
+    monkeypatch.setenv("NARRATE_GATE_CHECKS", RANDOM_WEIGHTS_GATE_CHECKS)
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def tiny_clone_script(tmp_path: Path, tiny_clone_served: None) -> CloneScript:
     """A two-segment qwen-clone script with its clip and consent, served by the tiny Base checkpoint."""
     from datetime import date
 
@@ -75,14 +87,7 @@ def tiny_clone_script(
     import soundfile as sf
 
     from narrate.consent import create_consent, write_consent
-    from narrate.settings import get_settings
 
-    monkeypatch.setenv("NARRATE_ENGINES", "qwen")
-    monkeypatch.setenv("NARRATE_QWEN_CUSTOM_VOICE_MODEL", "none")
-    monkeypatch.setenv("NARRATE_QWEN_BASE_MODEL", str(tiny_checkpoints["voice_clone"]))
-    monkeypatch.setenv("NARRATE_QWEN_MAX_SEGMENT_SECONDS", "1")  # random weights never stop by themselves
-    monkeypatch.setenv("NARRATE_GATE_CHECKS", RANDOM_WEIGHTS_GATE_CHECKS)
-    get_settings.cache_clear()
     rate = 24000
     noise = np.random.default_rng(9).standard_normal(3 * rate).astype(np.float32) * 0.1
     clip = tmp_path / "ada.wav"
@@ -116,11 +121,31 @@ def narrate_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("NARRATE_BUCKET", f"narrate-test-{number}")
     monkeypatch.setenv("NARRATE_WAKE_DEADLINE_SECONDS", "60")
     monkeypatch.setenv("NARRATE_OUTPUT_DEADLINE_SECONDS", "60")
+    # no development certificate unless a test asks for one (`signing`): renders are unsigned
+    monkeypatch.setenv("NARRATE_PROVENANCE_DIR", str(tmp_path / "provenance"))
     get_settings.cache_clear()
     reset_endpoints()
     yield tmp_path
     get_settings.cache_clear()
     reset_endpoints()
+
+
+@pytest.fixture(scope="session")
+def development_certificate(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One development certificate (`narrate provenance init`) for the session's signing tests."""
+    from narrate.provenance.devcert import create_development_certificate
+
+    return create_development_certificate(tmp_path_factory.mktemp("provenance"))
+
+
+@pytest.fixture
+def signing(narrate_dirs: Path, monkeypatch: pytest.MonkeyPatch, development_certificate: Any) -> Any:
+    """Renders in this test are signed with the session's development certificate; returns it."""
+    from narrate.settings import get_settings
+
+    monkeypatch.setenv("NARRATE_PROVENANCE_DIR", str(development_certificate.folder))
+    get_settings.cache_clear()
+    return development_certificate
 
 
 def write_script(folder: Path, body: str, name: str = "script.yaml") -> Path:

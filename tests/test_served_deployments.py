@@ -141,9 +141,13 @@ def test_the_weekly_deployment_runs_and_a_second_week_wakes_nothing(served: Path
     assert all(s.cache_hit for s in manifest.segments) and "ensure" not in manifest.stage_seconds
 
 
-def test_narrate_serve_starts_a_local_server_and_serves_the_deployments(tmp_path: Path) -> None:
+def test_narrate_serve_on_any_port_gives_a_ui_that_shows_the_deployments(tmp_path: Path) -> None:
+    """``narrate serve --port N`` on a port other than 4200: the background server on N, and its UI
+    (in a real headless Chromium) reaches its API there and lists the three deployments."""
     import socket
     import urllib.request
+
+    from tests.browser import chromium_page
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -172,6 +176,46 @@ def test_narrate_serve_starts_a_local_server_and_serves_the_deployments(tmp_path
         assert names == ["render", "retry-failed-segments", "weekly-render"]
         assert f"Prefect UI: http://127.0.0.1:{port}" in log.read_text()
         assert (tmp_path / "prefect").is_dir()  # SQLite under the given Prefect home
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ui-settings", timeout=5) as response:
+            assert json.load(response)["api_url"] == api  # not 4200's
+        with chromium_page() as page:
+            page.goto(f"http://127.0.0.1:{port}/deployments")
+            for name in names:
+                page.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
+            shown = page.inner_text("body")
+            page.screenshot(path=str(tmp_path / "deployments.png"))
+            assert "Unable to connect" not in shown, shown
+            artifact = report_timeline(tmp_path, env | {"PREFECT_API_URL": api})
+            page.goto(f"http://127.0.0.1:{port}/artifacts/artifact/{artifact}")
+            page.wait_for_function("Array.from(document.images).some(i => i.naturalWidth === 1200)")
     finally:
         process.terminate()
         process.wait(timeout=60)
+        stopped = subprocess.run(
+            [sys.executable, "-m", "narrate.cli", "server", "stop"], cwd=ROOT, env=env, capture_output=True,
+            text=True, timeout=120,
+        )  # fmt: skip
+        assert f"stopped the Prefect server on port {port}" in stopped.stdout + stopped.stderr
+
+
+def report_timeline(folder: Path, env: dict[str, str]) -> str:
+    """The report's timeline artifact of a render folder, created on the server ``env`` names; its id.
+    The picture is inline: the UI shows it without reaching the machine that rendered."""
+    import numpy as np
+
+    from narrate.outputs import TIMELINE_PNG
+    from narrate.review.picture import timeline_png
+    from tests.narrate.review.test_picture import small_timeline
+
+    timeline, track = small_timeline()
+    (folder / TIMELINE_PNG).write_bytes(timeline_png(timeline, track.astype(np.float32)))
+    code = (
+        "import sys; from pathlib import Path; from prefect.artifacts import create_markdown_artifact; "
+        "from tasks.report import timeline_markdown; "
+        "print(create_markdown_artifact(timeline_markdown(Path(sys.argv[1])), key='render-ui-check'))"
+    )
+    made = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code, str(folder / "review.html")], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    return made.stdout.strip().splitlines()[-1]

@@ -105,16 +105,16 @@ class StaticPredictor:
         # depend on its seed only, not on whether its graph was captured before.
         rng = torch.cuda.get_rng_state(inputs_embeds.device)
         inputs = inputs_embeds.clone()
-        buffers = _Buffers.for_predictor(self.predictor, inputs, steps)
+        buffers = PredictorBuffers.for_predictor(self.predictor, inputs, steps)
         side = torch.cuda.Stream(inputs.device)
         side.wait_stream(torch.cuda.current_stream(inputs.device))
         with torch.cuda.stream(side):
             for _ in range(2):  # lets cuBLAS and friends allocate their workspaces outside the graph
-                _decode(self.predictor, inputs, steps, sampling, buffers)
+                decode_codes(self.predictor, inputs, steps, sampling, buffers)
         torch.cuda.current_stream(inputs.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            codes = _decode(self.predictor, inputs, steps, sampling, buffers)
+            codes = decode_codes(self.predictor, inputs, steps, sampling, buffers)
         torch.cuda.set_rng_state(rng, inputs_embeds.device)
         self.captures += 1
         return _Captured(graph, inputs, codes, buffers)
@@ -125,11 +125,11 @@ class _Captured:
     graph: torch.cuda.CUDAGraph
     inputs: torch.Tensor
     codes: torch.Tensor
-    buffers: _Buffers  # kept alive: the graph writes into them
+    buffers: PredictorBuffers  # kept alive: the graph writes into them
 
 
 @dataclass
-class _Buffers:
+class PredictorBuffers:
     """Per-layer key/value buffers for the whole loop, and the rotary table for its positions."""
 
     keys: list[torch.Tensor]
@@ -138,7 +138,7 @@ class _Buffers:
     sin: torch.Tensor
 
     @classmethod
-    def for_predictor(cls, predictor: Any, inputs_embeds: torch.Tensor, steps: int) -> _Buffers:
+    def for_predictor(cls, predictor: Any, inputs_embeds: torch.Tensor, steps: int) -> PredictorBuffers:
         model = predictor.model
         config = model.config
         batch, prompt = inputs_embeds.shape[:2]
@@ -157,7 +157,7 @@ class _Buffers:
 class _StaticCache:
     """What the model's attention layers call ``past_key_values``: writes into fixed buffers."""
 
-    def __init__(self, buffers: _Buffers) -> None:
+    def __init__(self, buffers: PredictorBuffers) -> None:
         self.buffers = buffers
         self.start = 0
 
@@ -175,12 +175,12 @@ def predict_codes(
     predictor: Any, inputs_embeds: torch.Tensor, steps: int, sampling: Sampling
 ) -> torch.Tensor:
     """(batch, steps) codes, computed eagerly (CPU, or a GPU with graphs off)."""
-    buffers = _Buffers.for_predictor(predictor, inputs_embeds, steps)
-    return _decode(predictor, inputs_embeds, steps, sampling, buffers)
+    buffers = PredictorBuffers.for_predictor(predictor, inputs_embeds, steps)
+    return decode_codes(predictor, inputs_embeds, steps, sampling, buffers)
 
 
-def _decode(
-    predictor: Any, inputs_embeds: torch.Tensor, steps: int, sampling: Sampling, buffers: _Buffers
+def decode_codes(
+    predictor: Any, inputs_embeds: torch.Tensor, steps: int, sampling: Sampling, buffers: PredictorBuffers
 ) -> torch.Tensor:
     model = predictor.model
     cache = _StaticCache(buffers)
@@ -221,10 +221,10 @@ def _choose(logits: torch.Tensor, sampling: Sampling) -> torch.Tensor:
         remove = remove_sorted.scatter(1, sorted_indices, remove_sorted)
         scores = scores.masked_fill(remove, -float("inf"))
     probs = torch.nn.functional.softmax(scores, dim=-1)
-    return _sample_one(probs)
+    return sample_one(probs)
 
 
-def _sample_one(probs: torch.Tensor) -> torch.Tensor:
+def sample_one(probs: torch.Tensor) -> torch.Tensor:
     """``torch.multinomial(probs, 1)``'s own arithmetic (exponential race, argmax), the same draws from
     the same generator, without its validity check, which syncs with the host and cannot be captured."""
     race = torch.empty_like(probs).exponential_(1)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from model_server.config import ServerConfig, checkpoint_identity
+from model_server.engines.talker_buckets import CacheGrid, bucket_for
 from model_server.prompt_cache import PromptCache, prompt_key
 from model_server.protocol import (
     CustomVoiceRequest,
@@ -53,14 +54,24 @@ def frame_cap(text: str, max_seconds: float) -> int:
     return max(2, math.ceil(seconds * FRAMES_PER_SECOND))
 
 
-def plan_batches(caps: Sequence[int], batch_size: int, batch_frames: int) -> list[list[int]]:
+def max_new_tokens(config: ServerConfig) -> int:
+    """The most talker steps a call can take: qwen-tts returns at most max_new_tokens - 1 frames (its
+    first step only prefills), so a call asks for its longest frame cap + 1."""
+    return math.ceil(config.qwen_max_segment_seconds * FRAMES_PER_SECOND) + 1
+
+
+def plan_batches(
+    caps: Sequence[int], batch_size: int, batch_frames: int, buckets: tuple[int, ...] = ()
+) -> list[list[int]]:
     """Indexes of ``caps`` grouped for ``generate`` calls: longest first, so neighbours are alike, each
-    batch no bigger than ``batch_size`` items and ``batch_frames`` (items x its longest cap)."""
+    batch no bigger than ``batch_size`` items and ``batch_frames`` (items x its longest cap; with batch
+    ``buckets``, the rows of the bucket it runs in: the talker's static cache holds that many)."""
     order = sorted(range(len(caps)), key=lambda i: (-caps[i], i))
     batches: list[list[int]] = []
     for index in order:
         current = batches[-1] if batches else None
-        if current and len(current) < batch_size and (len(current) + 1) * caps[current[0]] <= batch_frames:
+        rows = (bucket_for(len(current) + 1, buckets) if buckets else len(current) + 1) if current else 0
+        if current and len(current) < batch_size and rows * caps[current[0]] <= batch_frames:
             current.append(index)
         else:
             batches.append([index])
@@ -91,10 +102,19 @@ class QwenEngine:
         voice_kwargs = self._voice_kwargs(voice)  # a bad voice refuses the whole request
         caps = [frame_cap(s.text, self.config.qwen_max_segment_seconds) for s in segments]
         results: dict[int, SegmentAudio] = {}
-        for batch in plan_batches(caps, self.config.qwen_batch_size, self.config.qwen_batch_frames):
+        config = self.config
+        buckets = self._batch_buckets()
+        for batch in plan_batches(caps, config.qwen_batch_size, config.qwen_batch_frames, buckets):
             items = [(i, segments[i], caps[i]) for i in batch]
             results.update(self._run(items, voice, voice_kwargs, generation))
         return [results[i] for i in range(len(segments))]
+
+    def _batch_buckets(self) -> tuple[int, ...]:
+        """The batch buckets of the talker's recorded steps, if any (a batch then fills its bucket)."""
+        from model_server.engines import static_talker
+
+        talker = static_talker.installed(self.tts)
+        return talker.grid.buckets if talker is not None and talker.recorder is not None else ()
 
     def speaker_similarity(self, audio: np.ndarray, reference: Any) -> float:
         """How like the reference clip's speaker a take sounds: the cosine of the two speaker embeddings
@@ -197,8 +217,7 @@ class QwenEngine:
             "top_p": generation.top_p,
             "top_k": generation.top_k,
             "repetition_penalty": generation.repetition_penalty,
-            # qwen-tts returns at most max_new_tokens - 1 frames (its first step only prefills)
-            "max_new_tokens": max(cap for _, _, cap in items) + 1,
+            "max_new_tokens": max(cap for _, _, cap in items) + 1,  # see max_new_tokens()
         }
         kwargs = voice_kwargs | {k: v for k, v in sampling.items() if v is not None} | self.generate_overrides
         torch.manual_seed(generation.seed)  # also seeds every CUDA device
@@ -245,7 +264,7 @@ def load_qwen_engines(config: ServerConfig, model_dir: str) -> dict[str, QwenEng
     import torch
     from qwen_tts import Qwen3TTSModel
 
-    from model_server.engines import fast_predictor
+    from model_server.engines import fast_predictor, static_talker
 
     device = _device(config.qwen_device)
     on_gpu = device.startswith("cuda")
@@ -260,6 +279,9 @@ def load_qwen_engines(config: ServerConfig, model_dir: str) -> dict[str, QwenEng
         )
         if config.qwen_fast_decode:
             fast_predictor.install(tts, cuda_graphs=config.qwen_cuda_graphs)
+            grid = CacheGrid.plan(config.qwen_batch_size, config.qwen_batch_frames, max_new_tokens(config))
+            recorder = static_talker.default_recorder(tts.device, config.qwen_cuda_graphs)
+            static_talker.install(tts, grid, recorder)
         kind = tts.model.tts_model_type
         if kind != CHECKPOINT_TYPES[mode]:
             variable = {"custom_voice": "CUSTOM_VOICE", "voice_clone": "BASE", "voice_design": "VOICE_DESIGN"}

@@ -217,7 +217,7 @@ def render_policy(settings: Settings, account: str) -> dict[str, Any]:
             {"StringEquals": {"aws:RequestedRegion": settings.region}},
         ),
     ]
-    return _document(statements + _kms(settings))
+    return _document(statements + _kms(settings) + _signing_key(settings, arns, account))
 
 
 def endpoint_role_policy(settings: Settings, account: str) -> dict[str, Any]:
@@ -281,6 +281,22 @@ def _kms(settings: Settings) -> list[dict[str, Any]]:
     if not settings.kms_key_id:
         return []
     return [_allow("EncryptWithTheKey", ["kms:GenerateDataKey", "kms:Decrypt"], [settings.kms_key_id])]
+
+
+def _signing_key(settings: Settings, arns: _Arns, account: str) -> list[dict[str, Any]]:
+    """Signing the outputs' Content Credentials with a KMS key (NARRATE_PROVENANCE_KMS_KEY_ID): its
+    public key is read once at a render's start, then each file is signed; by an alias, only through it."""
+    key_id = settings.provenance_kms_key_id
+    if not key_id:
+        return []
+    actions = ["kms:Sign", "kms:GetPublicKey"]
+    if key_id.startswith("arn:"):
+        return [_allow("SignContentCredentials", actions, [key_id])]
+    keys = f"arn:{arns.partition}:kms:{settings.region}:{account}:key"
+    if key_id.startswith("alias/"):
+        alias = {"StringEquals": {"kms:RequestAlias": key_id}}
+        return [_allow("SignContentCredentials", actions, [f"{keys}/*"], alias)]
+    return [_allow("SignContentCredentials", actions, [f"{keys}/{key_id}"])]
 
 
 def _allow(

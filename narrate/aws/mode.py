@@ -31,7 +31,7 @@ def aws_session(settings: Settings, sagemaker: bool = True) -> Iterator[Settings
         time_scale=settings.local_time_scale,
         fault_file=fault_file_from_environment(),
     )
-    with local_aws(options):
+    with local_aws(options, lazy=True):
         yield settings
 
 

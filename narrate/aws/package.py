@@ -7,9 +7,15 @@ Layout (what the toolkit expects, nothing nested one level deeper):
 - ``code/requirements.txt``: every package pinned, installed ``--no-index`` from ``code/wheels/``;
 - optionally checkpoint directories at the root (``--weights DIR`` lands as ``<DIR name>/``).
 
-The image already has torch and torchaudio (:data:`IMAGE_PROVIDES`); the handler's other packages and
-everything they need are resolved for the image's Python and platform and vendored as wheels. Resolved
-wheels are kept in a user cache keyed by the requirements, so a second build downloads nothing.
+Only what the image lacks, or has in a version the handler cannot use, is vendored: the handler's
+packages and everything they need are resolved for the image's Python and platform together with the
+image's own packages pinned at the versions assumed in :data:`IMAGE_PROVIDES`, and the walk from the
+handler's requirements stops at the image's packages. ``requirements.txt`` then pins every vendored
+wheel and names each image package the vendored ones need with the versions they accept, so the
+container's pip checks them at start: an image that differs from the assumption fails its start with
+pip's message naming the package instead of a server that breaks at import (``image=IMAGE_TORCH_ONLY``
+builds the full, image-independent set). Resolved wheels are kept in a user cache keyed by the
+requirements, so a second build downloads nothing.
 """
 
 from __future__ import annotations
@@ -37,7 +43,25 @@ from narrate.files import write_atomic
 
 CONTAINER_PYTHON = "3.12"  # the Hugging Face PyTorch inference image's interpreter
 CONTAINER_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-IMAGE_PROVIDES = ("torch==2.6.0", "torchaudio==2.6.0")  # in the image, with everything they need
+IMAGE_TORCH_ONLY = ("torch==2.6.0", "torchaudio==2.6.0")  # in the image, with everything they need
+# What huggingface-pytorch-inference:2.6.0-transformers4.49.0-gpu-py312-cu124-ubuntu22.04 installs
+# that the handler's packages reach (aws/deep-learning-containers, huggingface/pytorch/inference/docker/
+# 2.6/py3/cu124/Dockerfile.gpu at f596f3588e, 2025-04-04): conda-forge numpy, scipy and boto3; pip's
+# urllib3<2 and requests; transformers[sentencepiece,audio,vision]==4.49.0, whose audio extra brings
+# librosa and pyctcdecode (numpy<2, hence numpy 1.26.4); accelerate 1.4.0 (psutil). Versions not pinned
+# there are assumed to be the releases current at the image's build date. transformers, tokenizers,
+# huggingface_hub and accelerate are there too, in versions qwen-tts cannot use: vendored.
+IMAGE_PROVIDES = (
+    *IMAGE_TORCH_ONLY,
+    "numpy==1.26.4", "scipy==1.15.2", "librosa==0.11.0", "numba==0.61.0", "llvmlite==0.44.0",
+    "scikit-learn==1.6.1", "joblib==1.4.2", "threadpoolctl==3.6.0", "soxr==0.5.0.post1",
+    "audioread==3.0.1", "pooch==1.8.2", "platformdirs==4.3.7", "lazy_loader==0.4", "msgpack==1.1.0",
+    "decorator==5.2.1", "boto3==1.37.23", "botocore==1.37.23", "s3transfer==0.11.4", "jmespath==1.0.1",
+    "python-dateutil==2.9.0.post0", "six==1.17.0", "urllib3==1.26.20", "requests==2.32.3",
+    "certifi==2025.1.31", "idna==3.10", "charset-normalizer==3.4.1", "PyYAML==6.0.2", "packaging==24.2",
+    "tqdm==4.67.1", "filelock==3.18.0", "regex==2024.11.6", "safetensors==0.5.3", "psutil==7.0.0",
+    "cffi==1.17.1", "pycparser==2.22",
+)  # fmt: skip
 # What the handler and qwen-tts import (qwen-tts's own pins: transformers 4.57.3, accelerate 1.12.0).
 HANDLER_REQUIREMENTS = (
     "pydantic>=2.7,<3",
@@ -49,7 +73,7 @@ HANDLER_REQUIREMENTS = (
     "accelerate==1.12.0",
     "huggingface_hub==0.36.2",
     "tokenizers==0.22.2",
-    "librosa==0.11.0",
+    "librosa>=0.10.2,<0.12",  # qwen-tts's: any; the image has one
     "einops==0.8.2",
     "onnxruntime==1.32.0",
 )
@@ -77,16 +101,18 @@ def build_model_package(
     engines: Sequence[str] = ("dev", "piper", "qwen"),
     vendor_wheels: bool = True,
     weights: Iterable[Path] = (),
+    image: Sequence[str] = IMAGE_PROVIDES,
 ) -> Path:
     """Write the tarball atomically; returns its path. ``engines`` are the ones it can serve (the
-    endpoint's NARRATE_ENGINES): each engine's packages are in it only when the engine is named."""
+    endpoint's NARRATE_ENGINES): each engine's packages are in it only when the engine is named.
+    ``image``: the packages the container image is assumed to have, which are not vendored."""
     weight_dirs = [Path(w) for w in weights]
     for folder in weight_dirs:
         if not (folder / "config.json").is_file():
             raise ConfigError(f"--weights {folder}: not a checkpoint directory (no config.json in it)")
     server_root = Path(model_server.__file__).parent
     wanted = handler_requirements(engines)
-    wheels = container_wheels(wanted) if vendor_wheels else None
+    wheels = container_wheels(wanted, image) if vendor_wheels else None
     requirements = requirements_text(wanted, wheels)
     with tempfile.TemporaryDirectory() as scratch:
         qwen_source = unpack_qwen_tts(Path(scratch))
@@ -112,16 +138,20 @@ def handler_requirements(engines: Sequence[str]) -> tuple[str, ...]:
 
 
 def requirements_text(requirements: Sequence[str], wheels: Path | None) -> str:
+    """Vendored: every wheel pinned, then the image's packages they need with the versions they accept
+    (pip checks those against the image at start). Not vendored: the handler's own requirements."""
     if wheels is None:
         return "\n".join([*requirements, *SOURCE_ONLY]) + "\n"
     pins = (wheels / "pins.txt").read_text().split()
-    return "\n".join(["--no-index", "--find-links wheels", *pins]) + "\n"
+    from_image = (wheels / "image.txt").read_text().split()
+    return "\n".join(["--no-index", "--find-links wheels", *pins, *from_image]) + "\n"
 
 
-def container_wheels(requirements: Sequence[str]) -> Path:
-    """The folder of vendored wheels (and their ``pins.txt``), resolved and downloaded once."""
+def container_wheels(requirements: Sequence[str], image: Sequence[str] = IMAGE_PROVIDES) -> Path:
+    """The folder of vendored wheels (their ``pins.txt``, and in ``image.txt`` what they need of the
+    image), resolved and downloaded once."""
     key = hashlib.sha256(
-        json.dumps([list(requirements), SOURCE_ONLY, IMAGE_PROVIDES, CONTAINER_PYTHON]).encode()
+        json.dumps([list(requirements), SOURCE_ONLY, list(image), CONTAINER_PYTHON]).encode()
     ).hexdigest()[:16]
     folder = WHEEL_CACHE / key
     if (folder / "pins.txt").is_file():
@@ -129,46 +159,60 @@ def container_wheels(requirements: Sequence[str]) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=folder.parent))
     try:
-        pins = resolve_pins(staging, requirements)
+        pins, from_image = resolve_pins(staging, requirements, image)
         _pip("download", "--no-deps", "--dest", str(staging), *target_options(), *pins)
         _pip("wheel", "--no-deps", "--wheel-dir", str(staging), *SOURCE_ONLY)
         (staging / "report.json").unlink()
         (staging / "pins.txt").write_text("\n".join([*pins, *SOURCE_ONLY]) + "\n")
+        (staging / "image.txt").write_text("".join(f"{line}\n" for line in from_image))
         staging.replace(folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 
-def resolve_pins(scratch: Path, requirements: Sequence[str]) -> list[str]:
+def resolve_pins(
+    scratch: Path, requirements: Sequence[str], image: Sequence[str]
+) -> tuple[list[str], list[str]]:
     """Exact versions of the handler's requirements and everything they need, except what the image
-    provides: resolved for the image's Python and platform from package metadata (no wheels fetched)."""
+    provides, and what they need of the image's packages: resolved for the image's Python and platform,
+    with the image's packages at their assumed versions, from package metadata (no wheels fetched)."""
     report = scratch / "report.json"
     _pip(
         "install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report),
-        "--target", str(scratch / "target"), *target_options(), *IMAGE_PROVIDES, *requirements,
+        "--target", str(scratch / "target"), *target_options(), *image, *requirements,
     )  # fmt: skip
     installs = json.loads(report.read_text())["install"]
-    return vendored_pins(installs, [Requirement(r).name for r in (*requirements, *SOURCE_ONLY)])
+    return vendored_pins(installs, [*requirements, *SOURCE_ONLY], image)
 
 
-def vendored_pins(installs: list[dict[str, object]], roots: list[str]) -> list[str]:
-    """``name==version`` of the packages reachable from ``roots`` without passing through the image's."""
+def vendored_pins(
+    installs: list[dict[str, object]], roots: Sequence[str], image: Sequence[str] = IMAGE_PROVIDES
+) -> tuple[list[str], list[str]]:
+    """``name==version`` of the packages reachable from the requirements ``roots`` without passing
+    through the image's, and each image package reached with every specifier that led to it."""
     metadata = {canonicalize_name(i["metadata"]["name"]): i["metadata"] for i in installs}  # type: ignore[index]
-    provided = {canonicalize_name(Requirement(r).name) for r in IMAGE_PROVIDES}
+    provided = {canonicalize_name(Requirement(r).name): Requirement(r).name for r in image}
     environment = _container_environment()
     seen: set[str] = set()
-    queue = [canonicalize_name(r) for r in roots]
+    needs: dict[str, set[str]] = {}
+    queue = [Requirement(r) for r in roots]
     while queue:
-        name = queue.pop()
-        if name in seen or name in provided or name not in metadata:
+        requirement = queue.pop()
+        name = canonicalize_name(requirement.name)
+        if name in provided:
+            needs.setdefault(name, set()).update(str(s) for s in requirement.specifier)
+            continue
+        if name in seen or name not in metadata:
             continue
         seen.add(name)
         for line in metadata[name].get("requires_dist") or []:
-            requirement = Requirement(line)
-            if requirement.marker is None or requirement.marker.evaluate(environment | {"extra": ""}):
-                queue.append(canonicalize_name(requirement.name))
-    return sorted(f"{metadata[n]['name']}=={metadata[n]['version']}" for n in seen)
+            dependency = Requirement(line)
+            if dependency.marker is None or dependency.marker.evaluate(environment | {"extra": ""}):
+                queue.append(dependency)
+    pins = sorted(f"{metadata[n]['name']}=={metadata[n]['version']}" for n in seen)
+    from_image = sorted(provided[n] + ",".join(sorted(specs)) for n, specs in needs.items())
+    return pins, from_image
 
 
 def unpack_qwen_tts(scratch: Path) -> Path:

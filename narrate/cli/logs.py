@@ -40,6 +40,7 @@ def logs_to_file(log_path: Path, verbose: bool = False) -> Iterator[Path]:
     to_file = logging.FileHandler(log_path, encoding="utf-8")
     to_file.setFormatter(logging.Formatter(LOG_FORMAT))
     shown = RichHandler(console=console, show_path=False, rich_tracebacks=False) if verbose else None
+    logging.captureWarnings(True)  # Python warnings too: they go where the log lines go, not the screen
     moved = _terminal_handlers()
     for logger, handler in moved:
         logger.removeHandler(handler)

@@ -1,6 +1,6 @@
 """``narrate``: validate, render, retry and serve narration scripts; manage the endpoint. Exit codes
 come from the error (narrate.errors): 2 bad input, 3 assembly, 4 failed segments, 5 endpoint, 6 video,
-7 a check that did not hear the script."""
+7 a check that did not hear the script, 8 Content Credentials that could not be signed or did not verify."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 from rich.markup import escape
 
-from narrate.cli import check, endpoint, render, runs, takes
+from narrate.cli import check, endpoint, provenance, render, runs, takes, voice
 from narrate.cli.logs import quiet_terminal_after_the_command
 from narrate.cli.progress import console
 from narrate.errors import NarrateError
@@ -23,6 +23,8 @@ def parser() -> argparse.ArgumentParser:
     runs.add_commands(commands)
     check.add_commands(commands)
     takes.add_commands(commands)
+    provenance.add_commands(commands)
+    voice.add_commands(commands)
     return top
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ from rich.table import Table
 
 from narrate.cli.logs import logs_to_file
 from narrate.cli.options import AWS_OPTION, settings_for
-from narrate.cli.prefect_server import prepare_prefect_environment
+from narrate.cli.prefect_server import use_prefect_server
 from narrate.cli.progress import ManifestProgress, console, print_result
 from narrate.endpoints.kind import BACKENDS, EndpointKind
 from narrate.errors import ConfigError
@@ -123,7 +122,6 @@ def run_render(args: argparse.Namespace) -> int:
 
 
 def render_with(args: argparse.Namespace, settings: Settings) -> int:
-    prepare_prefect_environment()
     from narrate.endpoints.preflight import endpoints_for, voices_asked
 
     narration = load_script(args.script, max_segment_chars=settings.max_segment_chars)
@@ -132,18 +130,21 @@ def render_with(args: argparse.Namespace, settings: Settings) -> int:
     backend = EndpointKind(args.backend or settings.backend)
     # an unknown voice, or one the endpoint cannot speak, is an error before anything starts
     endpoints_for(voices_asked(args.script, voices, engine, settings), backend, settings)
+    use_prefect_server(console, settings.prefect_server)
     from flows.render_narration import default_out_dir, render_narration  # prefect: 2-4 s to import
 
     out = Path(args.out) if args.out else default_out_dir(args.script, settings)
     manifests = {name: RenderFolder(out / name).manifest_path for name in voices}
-    if not os.environ.get("PREFECT_API_URL"):
-        console.print("[dim]no PREFECT_API_URL: starting a temporary local Prefect server "
-                      "(10-40 s on a first run)[/]")  # fmt: skip
     if backend is EndpointKind.SAGEMAKER and settings.aws == "local":
         console.print(f"[dim]local mode: embedded AWS on 127.0.0.1, simulated cold start "
                       f"{settings.local_cold_start_seconds:g} s[/]")  # fmt: skip
     segment_ids = [s.id for s in narration.segments]
-    progress = ManifestProgress(manifests or RenderFolder(out).manifest_path, segment_ids)
+    price = None
+    if backend is EndpointKind.SAGEMAKER:
+        from narrate.aws.pricing import hourly_price
+
+        price = hourly_price(settings.instance_type, settings.region, settings.hourly_price_usd)
+    progress = ManifestProgress(manifests or RenderFolder(out).manifest_path, segment_ids, price)
     with logs_to_file(RenderFolder(out).log_path, args.verbose) as log, progress:
         result = render_narration(
             script=args.script,
@@ -158,7 +159,7 @@ def render_with(args: argparse.Namespace, settings: Settings) -> int:
         if name:
             console.print(f"[bold]voice {name}[/]")
         print_result(voice_result)
-    console.print(f"  log       {log}", soft_wrap=True, highlight=False)
+    console.print(f"  log        {log}", soft_wrap=True, highlight=False)
     return 0
 
 

@@ -1,20 +1,29 @@
-"""``narrate retry``, ``narrate runs`` and ``narrate serve``: the Prefect side of the command line."""
+"""``narrate retry``, ``narrate runs``, ``narrate serve`` and ``narrate server``: the Prefect side of the
+command line."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import signal
+import time
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from narrate.cli.options import AWS_OPTION, settings_for
-from narrate.cli.prefect_server import DEFAULT_PORT, prepare_prefect_environment, start_server
+from narrate.cli.prefect_server import (
+    ensure_background_server,
+    prepare_prefect_environment,
+    stop_background_server,
+    use_prefect_server,
+)
 from narrate.cli.progress import ManifestProgress, console, print_result
 from narrate.errors import ConfigError
-from narrate.prefect_api import healthy
+from narrate.prefect_api import BackgroundServer, configured_api_url, healthy, server_home
+from narrate.settings import get_settings
 
 FLOW_NAMES = ("render-narration", "retry-failed-segments")
 
@@ -31,8 +40,18 @@ def add_commands(commands: Any) -> None:
     serve = commands.add_parser(
         "serve", help="serve the deployments (starts a local Prefect server if needed)"
     )
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port of the local Prefect server")
+    serve.add_argument(
+        "--port",
+        type=int,
+        help="port of the local Prefect server and its UI (default: the running one, or 4200)",
+    )
     serve.set_defaults(run=lambda args: serve_deployments(args.port))
+    server = commands.add_parser(
+        "server", help="the local Prefect server the commands share, in the background"
+    )
+    server.add_argument("action", choices=["status", "start", "stop"])
+    server.add_argument("--port", type=int, help="with start: the port (default 4200, or a free one)")
+    server.set_defaults(run=run_server)
 
 
 def run_retry(args: argparse.Namespace) -> int:
@@ -40,8 +59,8 @@ def run_retry(args: argparse.Namespace) -> int:
     from narrate.aws.clients import AwsClients
     from narrate.endpoints.session import aws_for
 
-    prepare_prefect_environment()
     with settings_for(args.aws) as settings:
+        use_prefect_server(console, settings.prefect_server)
         with aws_for([settings.backend] if args.manifest.startswith("s3://") else [], settings):
             record = load_manifest(
                 args.manifest, settings.state_dir / "manifests", AwsClients(settings.region)
@@ -58,14 +77,14 @@ def list_runs(limit: int) -> int:
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
     from prefect.client.schemas.sorting import FlowRunSort
 
-    prepare_prefect_environment()
+    api = use_prefect_server(console, get_settings().prefect_server)
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=list(FLOW_NAMES))),
             sort=FlowRunSort.START_TIME_DESC,
             limit=limit,
         )
-    table = Table(title=f"recent runs ({os.environ.get('PREFECT_API_URL') or 'local Prefect database'})")
+    table = Table(title=f"recent runs ({api})")
     for column in ("run", "state", "started", "seconds", "parameters"):
         table.add_column(column)
     for run in runs:
@@ -77,28 +96,55 @@ def list_runs(limit: int) -> int:
     return 0
 
 
-def serve_deployments(port: int) -> int:
+def serve_deployments(port: int | None) -> int:
+    """Serve every deployment from this process, against the configured API or the background server
+    (started on ``port``, or moved there). The server stays up after Ctrl-C: ``narrate server stop``."""
     prepare_prefect_environment()
-    server = None
-    api = os.environ.get("PREFECT_API_URL")
-    if not api or not healthy(api):
-        if api:
-            raise ConfigError(f"PREFECT_API_URL={api} does not answer; start that server or unset it")
-        api = f"http://127.0.0.1:{port}/api"
-        if not healthy(api):
-            server = start_server(port, console)
+    api = configured_api_url()
+    if api is not None and not healthy(api):
+        raise ConfigError(f"PREFECT_API_URL={api} does not answer; start that server or unset it")
+    if api is None:
+        api = ensure_background_server(console, port).api_url
         os.environ["PREFECT_API_URL"] = api
     console.print(f"Prefect UI: [bold]{api.removesuffix('/api')}[/]  (serving weekly-render, render, "
                   "retry-failed-segments; Ctrl-C stops)")  # fmt: skip
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # systemd stops with SIGTERM: stop the server too
-    try:
-        from deployments.deployments import serve_all
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # systemd stops with SIGTERM
+    from deployments.deployments import serve_all
 
-        serve_all()
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+    serve_all()
+    return 0
+
+
+def run_server(args: argparse.Namespace) -> int:
+    home = server_home()
+    if args.action == "start":
+        server = ensure_background_server(console, args.port, home)
+        console.print(
+            f"Prefect server: {server.ui_url} (pid {server.pid}, database in {home})", highlight=False
+        )
+    elif args.action == "stop":
+        stopped = stop_background_server(home)
+        console.print(
+            f"stopped the Prefect server on port {stopped.port}" if stopped else "no server was running"
+        )
+    else:
+        return print_server_status(home)
+    return 0
+
+
+def print_server_status(home: Path) -> int:
+    """One line on the background server; exit code 1 when none answers (for scripts)."""
+    server = BackgroundServer.recorded(home)
+    if server is None:
+        console.print(f"no background Prefect server (none recorded in {home}); the next command starts one")
+        return 1
+    if not server.answers():
+        console.print(f"the background Prefect server (pid {server.pid}, port {server.port}) does not "
+                      "answer; the next command starts it again")  # fmt: skip
+        return 1
+    up = time.time() - server.started_at
+    console.print(f"running: {server.ui_url} (pid {server.pid}, up {up / 60:.0f} min, database in {home})",
+                  highlight=False)  # fmt: skip
     return 0
 
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from narrate.cli.logs import logs_to_file
 from narrate.cli.options import AWS_OPTION, settings_for
-from narrate.cli.prefect_server import prepare_prefect_environment
+from narrate.cli.prefect_server import use_prefect_server
 from narrate.cli.progress import ManifestProgress, console
 from narrate.endpoints.kind import BACKENDS, EndpointKind
 from narrate.errors import ConfigError
@@ -46,7 +46,7 @@ def run_takes(args: argparse.Namespace) -> int:
     with settings_for(args.aws) as settings:
         narration = load_script(args.script, max_segment_chars=settings.max_segment_chars)
         narration.alternatives(args.segment, args.count)  # an unknown id fails here, before anything starts
-        prepare_prefect_environment()
+        use_prefect_server(console, settings.prefect_server)
         from flows.render_narration import default_out_dir
         from flows.segment_takes import segment_takes
 

@@ -92,12 +92,13 @@ class Submission:
 
 @dataclass(frozen=True)
 class Usage:
-    """Instance time one render held, from its wake to its release."""
+    """Instance time one render held, from its wake to its release, summed over its instances."""
 
     gpu_seconds: float
     cost_usd: float | None  # None: no price known for the instance type in the region
     released: bool
     price: str = "no instance: nothing to pay"  # where the hourly price came from
+    instances: int = 0  # the instances it asked for (0: an endpoint without instances)
 
     def cost_text(self) -> str:
         cost = "cost unknown" if self.cost_usd is None else f"${self.cost_usd:.4f}"
@@ -112,8 +113,9 @@ class Endpoint(Protocol):
         scale_down; returns a description for logs."""
         ...
 
-    def wake(self, deadline_seconds: float, holder: str) -> None:
-        """Have capacity before the deadline (held for ``holder``) or raise EndpointError."""
+    def wake(self, deadline_seconds: float, holder: str, instances: int = 1) -> None:
+        """Have capacity before the deadline (held for ``holder``; ``instances`` of it where the
+        endpoint has instances to add) or raise EndpointError."""
         ...
 
     def stage(self, job: SynthesisJob) -> str:

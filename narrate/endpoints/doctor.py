@@ -4,7 +4,6 @@ wrong and what to do. It makes only Get, List, Describe and Head calls."""
 from __future__ import annotations
 
 import json
-import os
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from narrate.endpoints.deploy import CODE_HASH_KEY, EXECUTION_POLICY_NAME, role_
 from narrate.endpoints.preflight import unserved_voices
 from narrate.endpoints.sagemaker_setup import EndpointSpec, bucket_exists, describe_endpoint
 from narrate.errors import NarrateError
-from narrate.prefect_api import healthy
+from narrate.prefect_api import BackgroundServer, configured_api_url, healthy, server_home
 
 if TYPE_CHECKING:
     from narrate.aws.clients import AwsClients
@@ -178,9 +177,12 @@ class Doctor:
         return Check("voices", not problems, "; ".join(problems) or f"the endpoint speaks all {len(voices)}")
 
     def prefect(self) -> Check:
-        api = os.environ.get("PREFECT_API_URL")
+        api = configured_api_url()
         if not api:
-            return Check("prefect", True, "no PREFECT_API_URL: each run starts a temporary local server")
+            server = BackgroundServer.recorded(server_home())
+            if server is not None and server.answers():
+                return Check("prefect", True, f"the background server answers at {server.api_url}")
+            return Check("prefect", True, "no PREFECT_API_URL: the next command starts a background server")
         if healthy(api):
             return Check("prefect", True, f"{api} answers")
         return Check(

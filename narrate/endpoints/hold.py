@@ -6,10 +6,13 @@ Three things keep renders and the instance in step, from the outside in:
   1 per endpoint, so renders of one endpoint, from any deployment, process or machine, run one after
   the other; a render that finds it taken waits. It orders renders; it does not touch AWS.
 - **Leases** (here): each render that needs the instance keeps an object
-  ``<prefix>/leases/<endpoint>/<holder>.json`` in S3 with an expiry. A render's scale-down releases
-  the instance only when no other live lease is left, so work that overlaps a render without taking
-  its slot (a several-voices render's outer hold around its voices, ``narrate endpoint wake``, a
-  render on another machine with another Prefect server) is never cut off.
+  ``<prefix>/leases/<endpoint>/<holder>.json`` in S3 with an expiry and the instances it asked for.
+  A render's scale-down releases the instances only when no other live lease is left, so work that
+  overlaps a render without taking its slot (a several-voices render's outer hold around its voices,
+  ``narrate endpoint wake``, a render on another machine with another Prefect server) is never cut
+  off. The endpoint's MinCapacity is the most instances any live lease asked for: a wake never lowers
+  another render's, and a scale-down that leaves others holding lowers it only to theirs (the surplus
+  is then target tracking's to scale in once idle; no instance is taken away by narrate).
 - **The hold** (here): while any render of this process holds the endpoint, a thread renews its
   lease and pushes back a one-time scheduled action of Application Auto Scaling that forces the
   endpoint to zero at now + ``hold_seconds``, every third of that. A render that dies stops pushing:
@@ -39,16 +42,17 @@ class EndpointHold:
     def __init__(self, s3: Any, autoscaling: Any, spec: EndpointSpec, hold_seconds: float) -> None:
         self.s3, self.autoscaling, self.spec = s3, autoscaling, spec
         self.hold_seconds = hold_seconds
-        self._holders: set[str] = set()  # renders of this process holding the endpoint
+        self._holders: dict[str, int] = {}  # renders of this process holding the endpoint: instances
         self._renewer: threading.Thread | None = None
         self._lock = threading.Lock()
 
     # --- leases ------------------------------------------------------------------------------
 
-    def write_lease(self, holder: str) -> None:
-        """From here on no other render's scale-down releases the instance (until the lease expires)."""
+    def write_lease(self, holder: str, instances: int = 1) -> None:
+        """From here on no other render's scale-down releases the instances (until the lease expires)."""
         expires = time.time() + self.hold_seconds
-        body = {"holder": holder, "expires_at": expires, "since": datetime.now(UTC).isoformat()}
+        body = {"holder": holder, "expires_at": expires, "since": datetime.now(UTC).isoformat(),
+                "instances": instances}  # fmt: skip
         self.s3.put_object(
             Bucket=self.spec.bucket,
             Key=self._lease_prefix + f"{holder}.json",
@@ -56,15 +60,16 @@ class EndpointHold:
             **s3_encryption(self.spec.kms_key_id),
         )
 
-    def active_leases(self) -> list[str]:
-        active = []
+    def active_leases(self) -> dict[str, int]:
+        """Each live lease (its key) and the instances it asked for (1 in a lease without the field)."""
+        active = {}
         for key in self._lease_keys():
             try:
                 lease = json.loads(self.s3.get_object(Bucket=self.spec.bucket, Key=key)["Body"].read())
             except (ClientError, ValueError):
                 continue
             if float(lease.get("expires_at", 0)) > time.time():
-                active.append(key)
+                active[key] = int(lease.get("instances", 1))
         return active
 
     def drop_all_leases(self) -> None:
@@ -74,21 +79,25 @@ class EndpointHold:
 
     # --- holds -------------------------------------------------------------------------------
 
-    def hold(self, holder: str) -> None:
+    def hold(self, holder: str, instances: int | None = None) -> None:
         """Hold the endpoint for ``holder`` another hold_seconds, renewed every third of that until
-        :meth:`let_go`: its lease, and the release AWS runs by itself if no render renews it."""
-        self.write_lease(holder)
+        :meth:`let_go`: its lease (with ``instances``; None keeps what it asked before, 1 at first),
+        and the release AWS runs by itself if no render renews it."""
+        with self._lock:
+            instances = instances or self._holders.get(holder, 1)
+        self.write_lease(holder, instances)
         self.schedule_release()
         with self._lock:
-            self._holders.add(holder)
+            self._holders[holder] = instances
             if self._renewer is None:
                 self._renewer = threading.Thread(target=self._renew, name="endpoint-hold", daemon=True)
                 self._renewer.start()
 
-    def let_go(self, holder: str) -> list[str]:
-        """Stop holding for ``holder``; the leases of the renders that still need the instance."""
+    def let_go(self, holder: str) -> dict[str, int]:
+        """Stop holding for ``holder``; the leases of the renders that still need the endpoint, with the
+        instances each asked for."""
         with self._lock:
-            self._holders.discard(holder)
+            self._holders.pop(holder, None)
         self.s3.delete_object(Bucket=self.spec.bucket, Key=self._lease_prefix + f"{holder}.json")
         return self.active_leases()
 
@@ -130,13 +139,13 @@ class EndpointHold:
         while True:
             time.sleep(self.hold_seconds / 3)
             with self._lock:
-                holders = sorted(self._holders)
+                holders = sorted(self._holders.items())
                 if not holders:
                     self._renewer = None
                     return
             try:
-                for holder in holders:
-                    self.write_lease(holder)
+                for holder, instances in holders:
+                    self.write_lease(holder, instances)
                 self.schedule_release()
             except (ClientError, BotoCoreError) as exc:  # the next renewal tries again
                 run_logger().warning("could not renew the hold on %s: %s", self.spec.endpoint_name, exc)

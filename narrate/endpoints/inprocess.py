@@ -34,7 +34,7 @@ class InProcessEndpoint(NothingQueued):
             (self.root / folder).mkdir(parents=True, exist_ok=True)
         return {"endpoint": self.name, "root": str(self.root), "loaded": self._model is not None}
 
-    def wake(self, deadline_seconds: float, holder: str = "") -> None:
+    def wake(self, deadline_seconds: float, holder: str = "", instances: int = 1) -> None:
         with self._lock:
             if self._model is None:
                 try:

@@ -40,7 +40,7 @@ class PollyEndpoint(NothingQueued):
     def ensure(self, holder: str = "") -> dict[str, Any]:
         return {"endpoint": self.name, "managed": "Amazon Polly: nothing to create"}
 
-    def wake(self, deadline_seconds: float, holder: str = "") -> None:
+    def wake(self, deadline_seconds: float, holder: str = "", instances: int = 1) -> None:
         """Polly is always up."""
 
     def stage(self, job: SynthesisJob) -> str:

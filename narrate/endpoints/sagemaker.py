@@ -1,6 +1,7 @@
 """The SageMaker async endpoint behind the Endpoint interface, with boto3 only.
 
-Wake is immediate (MinCapacity 1), not left to the two-minute backlog alarm. Scale-down releases the
+Wake is immediate (MinCapacity raised to the instances the render's work is worth,
+:mod:`narrate.endpoints.capacity`), not left to the two-minute backlog alarm. Scale-down releases every
 instance at once (MinCapacity 0, DesiredInstanceCount 0), unless another render still holds it: how
 renders hold the endpoint, and how a dead render lets go of it by itself, is
 :mod:`narrate.endpoints.hold`; the requests a dead render left queued are
@@ -69,6 +70,7 @@ class SageMakerEndpoint:
         self.requests = QueuedRequests(self.s3, self.spec, lifetime)
         self.price = hourly_price(settings.instance_type, settings.region, settings.hourly_price_usd)
         self._woken_at: dict[str, float] = {}
+        self._instances: dict[str, int] = {}  # holder -> instances its wake asked for
         self._launched_at: float | None = None  # set when ensure itself brought up an instance
         self._stopped: set[str] = set()  # requests whose fetch gives up (the render stopped waiting)
         self._lock = threading.Lock()
@@ -155,13 +157,18 @@ class SageMakerEndpoint:
 
     # --- wake ----------------------------------------------------------------------------------
 
-    def wake(self, deadline_seconds: float, holder: str) -> None:
-        """Raise MinCapacity to 1 now, then wait for an instance in service under the deadline."""
+    def wake(self, deadline_seconds: float, holder: str, instances: int = 1) -> None:
+        """Raise MinCapacity now to ``instances`` (at most MaxCapacity; never below what another live
+        lease asked for), then wait under the deadline for the first instance in service: requests
+        queue meanwhile, and each instance takes them as it comes up."""
+        instances = max(1, min(instances, self.spec.max_instances))
         with self._lock:
             launched, self._launched_at = self._launched_at, None
             self._woken_at.setdefault(holder, launched or time.monotonic())
-        set_min_capacity(self.autoscaling, self.spec, 1)
-        self.hold.hold(holder)
+            self._instances[holder] = instances
+        self.hold.hold(holder, instances)
+        wanted = min(max([instances, *self.hold.active_leases().values()]), self.spec.max_instances)
+        set_min_capacity(self.autoscaling, self.spec, wanted)
         started = time.monotonic()
         description = wait_for_endpoint(
             self.sagemaker,
@@ -171,8 +178,9 @@ class SageMakerEndpoint:
             timeout_message="endpoint {name} has no instance after {seconds:.0f} s (status {status}); "
             "queued requests stay queued and a later run completes them",
         )
-        run_logger().info("endpoint %s awake: %d instance(s) after %.1f s", self.spec.endpoint_name,
-                          instances_in_service(description), time.monotonic() - started)  # fmt: skip
+        run_logger().info("endpoint %s awake: %d instance(s) after %.1f s (%d asked for)",
+                          self.spec.endpoint_name, instances_in_service(description),
+                          time.monotonic() - started, wanted)  # fmt: skip
 
     # --- requests ------------------------------------------------------------------------------
 
@@ -263,24 +271,29 @@ class SageMakerEndpoint:
     # --- scale down ----------------------------------------------------------------------------
 
     def scale_down(self, holder: str) -> Usage:
-        """Release the instance now (MinCapacity 0, DesiredInstanceCount 0) unless another render
-        still holds a lease on it."""
+        """Release every instance now (MinCapacity 0, DesiredInstanceCount 0) unless another render
+        still holds a lease on the endpoint; then MinCapacity falls only to the most instances the others
+        asked for, and no instance is taken away from them."""
         logger = run_logger()
         with self._lock:
             woken_at = self._woken_at.pop(holder, None)
+            instances = self._instances.pop(holder, 1)
         others = self.hold.let_go(holder)
         if others:
-            logger.info("endpoint %s stays up: %d other render(s) still need it", self.spec.endpoint_name,
-                        len(others))  # fmt: skip
-            return self._usage(woken_at, released=False)
+            still_wanted = min(max(others.values()), self.spec.max_instances)
+            if still_wanted < instances:
+                set_min_capacity(self.autoscaling, self.spec, still_wanted)
+            logger.info("endpoint %s stays up: %d other render(s) still need it (%d instance(s))",
+                        self.spec.endpoint_name, len(others), still_wanted)  # fmt: skip
+            return self._usage(woken_at, instances, released=False)
         description = describe_endpoint(self.sagemaker, self.spec.endpoint_name)
         if description is None:
-            return self._usage(woken_at, released=True)
+            return self._usage(woken_at, instances, released=True)
         set_min_capacity(self.autoscaling, self.spec, 0)
         if description["ProductionVariants"][0].get("DesiredInstanceCount"):
             self._set_desired_count(0)
         self.hold.cancel_release()
-        usage = self._usage(woken_at, released=True)
+        usage = self._usage(woken_at, instances, released=True)
         logger.info("endpoint %s scaled to 0: %.1f GPU-seconds held, %s", self.spec.endpoint_name,
                     usage.gpu_seconds, usage.cost_text())  # fmt: skip
         return usage
@@ -325,9 +338,11 @@ class SageMakerEndpoint:
                     raise
                 time.sleep(min(0.5 * 2**attempt, 10))
 
-    def _usage(self, woken_at: float | None, released: bool) -> Usage:
-        seconds = 0.0 if woken_at is None else time.monotonic() - woken_at
-        return Usage(round(seconds, 2), self.price.cost(seconds), released, self.price.source)
+    def _usage(self, woken_at: float | None, instances: int, released: bool) -> Usage:
+        """Instance time from the wake to now, for each instance asked for (each is billed from its
+        launch, at the wake, to its release, now)."""
+        seconds = 0.0 if woken_at is None else (time.monotonic() - woken_at) * instances
+        return Usage(round(seconds, 2), self.price.cost(seconds), released, self.price.source, instances)
 
 
 def classify(exc: Exception, action: str) -> Exception:

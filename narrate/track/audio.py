@@ -24,6 +24,7 @@ TRUE_PEAK_DENSE = 0.5  # share of windows that may pass the sample peak above wh
 TRUE_PEAK_BOUND_MARGIN = 1.001  # over the float32 rounding of a 21-tap sum (about 1e-6 of it)
 GATE_BLOCK_SECONDS = 0.4  # BS.1770-4 gating block
 GATE_OVERLAP = 0.75
+SHORT_TERM_SECONDS = 3.0  # EBU Tech 3341 short-term window
 ABSOLUTE_GATE_LUFS = -70.0
 LOUDNESS_CHUNK = 1 << 20  # samples K-weighted at a time (8 MB of float64)
 
@@ -92,6 +93,21 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int, chunk: int = LOUDNE
     sums = _running_sums_of_squares(audio, sample_rate, np.concatenate([lower, upper]), chunk)
     energies = (sums[len(lower) :] - sums[: len(lower)]) / (GATE_BLOCK_SECONDS * sample_rate)
     return _gated_loudness(energies)
+
+
+def short_term_loudness(audio: np.ndarray, sample_rate: int, points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Short-term loudness (EBU Tech 3341: 3 s windows, ungated) at ``points`` evenly spaced centres:
+    the centres in samples and the loudness in LUFS there (-inf where the window is silent)."""
+    samples = len(audio)
+    if samples == 0 or points < 1:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    centres = ((np.arange(points) + 0.5) * samples / points).astype(np.int64)
+    half = round(SHORT_TERM_SECONDS * sample_rate / 2)
+    lower, upper = np.clip(centres - half, 0, samples), np.clip(centres + half, 0, samples)
+    sums = _running_sums_of_squares(audio, sample_rate, np.concatenate([lower, upper]), LOUDNESS_CHUNK)
+    energies = (sums[points:] - sums[:points]) / np.maximum(upper - lower, 1)
+    with np.errstate(divide="ignore"):
+        return centres, -0.691 + 10.0 * np.log10(np.maximum(energies, 0.0))
 
 
 def _gating_block_bounds(samples: int, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:

@@ -119,6 +119,14 @@ class TimelineSegment(BaseModel):
     qc: SegmentQuality | None = None
 
 
+class AssemblyRecord(BaseModel):
+    """What the outputs were assembled from (a hash of every input that changes a byte of them) and the
+    SHA-256 of each, by kind: a render whose inputs did not change reuses them as they are."""
+
+    key: str
+    files: dict[str, str]
+
+
 class Timeline(BaseModel):
     title: str
     sample_rate: int
@@ -135,6 +143,7 @@ class Timeline(BaseModel):
     emulated: str | None = None  # a stand-in served the voice (local mode's Polly): which one
     loudness: LoudnessResult
     segments: list[TimelineSegment]
+    assembly: AssemblyRecord | None = None
 
     def frame_rate(self) -> Fraction:
         return Fraction(self.fps)

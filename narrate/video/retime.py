@@ -1,6 +1,8 @@
 """Re-time a screen recording to a narration timeline: every scene held (its last frame frozen) or
 trimmed (trailing hold only, never action) to its segment's frames, the narration, captions and chapters
 muxed in, the result measured and published atomically only when no scene drifts more than one frame.
+When it is signed (``sign``), the manifest is embedded last, after that check, and the signed file is
+measured again: what is published is the signed file, checked.
 
 How: the source is decoded once, resampled to the timeline's exact frame rate, and piped frame by
 frame into one encoder per scene, so each scene is a clip whose real frame count can be measured. The
@@ -16,6 +18,7 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,6 +37,8 @@ from narrate.video.ffmpeg import Ffmpeg, ffmetadata_escape, packets, probe_video
 from narrate.video.marks import SceneMarks, check_marks, load_marks
 from narrate.video.plan import ScenePlan, plan_scenes
 from narrate.video.verify import Expected, SceneMeasurement, VerifyReport, verify_output
+
+SignStep = Callable[[Path, Path], None]  # (the checked MP4, where to write its signed copy)
 
 
 @dataclass(frozen=True)
@@ -69,9 +74,11 @@ def retime_video(
     progress: ProgressCallback | None = None,
     settings: EncodeSettings | None = None,
     ffmpeg: Ffmpeg | None = None,
+    sign: SignStep | None = None,
 ) -> RetimeResult:
     """Render ``out_mp4`` (and ``<name>.report.json`` beside it) from the source video re-timed to the
-    timeline; nothing is published unless every scene measures within one frame of the timeline."""
+    timeline; nothing is published unless every scene measures within one frame of the timeline (the
+    signed file's scenes too, when ``sign`` signs it)."""
     began = time.monotonic()
     ff, settings = ffmpeg or Ffmpeg(), settings or EncodeSettings()
     report = progress or (lambda _: None)
@@ -102,10 +109,17 @@ def retime_video(
         def write(tmp: Path) -> None:
             report(VideoProgress("mux", 0, 1, out_mp4.name))
             parts = MuxParts(clips, narration_wav, Path(inputs.captions), chapters_file, timeline)
-            mux(ff, parts, settings, tmp, work)
+            muxed = tmp if sign is None else work / f"unsigned{out_mp4.suffix}"
+            mux(ff, parts, settings, muxed, work)
             report(VideoProgress("verify", 0, 1, out_mp4.name))
             expected = Expected(timeline, plans, clip_packets, narration_wav)
-            verified.append(verify_output(ff, tmp, expected, out_mp4.name))
+            measured = verify_output(ff, muxed, expected, out_mp4.name)
+            if sign is not None:
+                report(VideoProgress("sign", 0, 1, out_mp4.name))
+                sign(muxed, tmp)
+                report(VideoProgress("verify", 0, 1, out_mp4.name))
+                measured = verify_output(ff, tmp, expected, out_mp4.name)  # the signed file, as published
+            verified.append(measured)
 
         write_atomic(out_mp4, write)
     finally:

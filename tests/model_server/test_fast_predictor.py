@@ -74,7 +74,7 @@ def test_sampling_without_a_host_sync_draws_what_multinomial_draws(masked: int) 
     scores[:, :masked] = -float("inf")  # what top-k / top-p leave behind
     probs = torch.softmax(scores, dim=-1)
     draws = []
-    for sample in (lambda: torch.multinomial(probs, 1).squeeze(1), lambda: fast_predictor._sample_one(probs)):
+    for sample in (lambda: torch.multinomial(probs, 1).squeeze(1), lambda: fast_predictor.sample_one(probs)):
         torch.manual_seed(11)
         draws.append(torch.stack([sample() for _ in range(20)]))
     assert torch.equal(draws[0], draws[1])

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from narrate.aws import package as package_module
 from narrate.aws.package import build_model_package
 
 TOOLKIT = (
@@ -164,8 +165,11 @@ def test_a_model_that_does_not_load_is_refused_on_every_request_and_loaded_again
 
 
 def test_the_toolkits_own_requirements_install_works_offline_from_the_vendored_wheels(
-    toolkit_python: Path, tmp_path: Path
+    toolkit_python: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Wheels resolved for this interpreter, so that pip really installs what this environment (the
+    stand-in for the image, behind the toolkit's) lacks; the image's packages are only checked."""
+    monkeypatch.setattr(package_module, "CONTAINER_PYTHON", f"{sys.version_info[0]}.{sys.version_info[1]}")
     package = build_model_package(tmp_path / "model.tar.gz", vendor_wheels=True)
     extracted(package, tmp_path / "opt-ml" / "model")
     env = os.environ | {"SAGEMAKER_BASE_DIR": str(tmp_path / "opt-ml"), "PIP_NO_INDEX": "1"}

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -39,6 +41,33 @@ class LocalAws:
         self.emulator: AsyncEndpointEmulator | None = None
         self.polly = PollyEmulator()
         self.url = ""
+        self._port = 0  # any free port, unless reserve() chose one
+        self._session: Any = None  # boto3's default session, while start_on_first_call waits on it
+
+    def reserve(self) -> LocalAws:
+        """Choose the address and be the running AWS, without starting it: :meth:`start_on_first_call`
+        starts it when boto3 first calls it. A render with nothing to synthesise never does (the
+        server's imports and start are a second of a command that otherwise takes a few)."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self._port = int(probe.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self._port}"
+        LocalAws.running = self
+        return self
+
+    def start_on_first_call(self) -> None:
+        """Start this reserved AWS before the first call any client of boto3's default session makes."""
+        import boto3
+
+        lock = threading.Lock()
+
+        def before_call(**_: Any) -> None:
+            with lock:
+                if self._server is None and LocalAws.running is self:
+                    self.start()
+
+        self._session = boto3._get_default_session()
+        self._session.events.register("before-call", before_call, unique_id=f"narrate-local-aws-{id(self)}")
 
     def start(self) -> LocalAws:
         from moto.server import ThreadedMotoServer
@@ -46,7 +75,7 @@ class LocalAws:
         from narrate.aws.local import moto_patches
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
@@ -69,6 +98,9 @@ class LocalAws:
     def stop(self) -> None:
         from narrate.aws.local import moto_patches
 
+        if self._session is not None:
+            self._session.events.unregister("before-call", unique_id=f"narrate-local-aws-{id(self)}")
+            self._session = None
         if self.emulator is not None:
             self.emulator.stop()
             moto_patches.uninstall(self.emulator, self.polly)
@@ -81,12 +113,17 @@ class LocalAws:
 
 
 @contextmanager
-def local_aws(options: EmulatorOptions | None = None) -> Iterator[LocalAws]:
-    """Start the embedded AWS (or join the one already running here) and point boto3 at it."""
+def local_aws(options: EmulatorOptions | None = None, lazy: bool = False) -> Iterator[LocalAws]:
+    """Start the embedded AWS (or join the one already running here) and point boto3 at it; with
+    ``lazy``, it starts at boto3's first call, if any comes."""
     if LocalAws.running is not None:
         yield LocalAws.running
         return
-    aws = LocalAws(options).start()
+    aws = LocalAws(options)
+    if lazy:
+        aws.reserve().start_on_first_call()
+    else:
+        aws.start()
     saved = {key: os.environ.get(key) for key in aws.environment()}
     os.environ.update(aws.environment())
     try:

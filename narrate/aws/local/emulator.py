@@ -70,21 +70,15 @@ class EmulatorOptions:
 class AsyncEndpointEmulator:
     def __init__(self, aws_url: str, region: str, options: EmulatorOptions) -> None:
         self.options = options
-        self._clients = {
-            name: boto3.client(
-                name,
-                endpoint_url=aws_url,
-                region_name=region,
-                aws_access_key_id="local",
-                aws_secret_access_key="local",
-            )
-            for name in ("s3", "application-autoscaling", "cloudwatch", "sns")
-        }
+        self._aws_url, self._region = aws_url, region
+        self._clients: dict[str, Any] = {}  # made on first use: 0.1-0.2 s each, and most renders are cached
+        self._clients_lock = threading.Lock()
         self._endpoints: dict[str, SimEndpoint] = {}
         self.faults = Faults(options.fault_file)
         self.quotas = LocalQuotas()
         self.synthesised: Counter[str] = Counter()  # segment id -> times the handler was asked for it
         self.launches: Counter[str] = Counter()  # endpoint name -> instances launched (cold starts)
+        self.served_by: Counter[tuple[str, str]] = Counter()  # (endpoint, instance id) -> requests taken
         self.model_loads: Counter[str] = Counter()  # endpoint name -> model_fn runs
         self._released_seconds: Counter[str] = Counter()  # endpoint name -> launch-to-release seconds
         self._scheduled_actions_run: set[tuple[str, str]] = set()
@@ -96,6 +90,15 @@ class AsyncEndpointEmulator:
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sim-instance")
 
     # --- lifecycle ---------------------------------------------------------------------------
+
+    def _client(self, name: str) -> Any:
+        with self._clients_lock:  # boto3's default session is not safe to share between threads
+            if name not in self._clients:
+                self._clients[name] = boto3.session.Session().client(
+                    name, endpoint_url=self._aws_url, region_name=self._region,
+                    aws_access_key_id="local", aws_secret_access_key="local",
+                )  # fmt: skip
+            return self._clients[name]
 
     def start(self) -> None:
         self._thread.start()
@@ -127,7 +130,7 @@ class AsyncEndpointEmulator:
     def update_endpoint(self, backend: Any, endpoint_name: str, config_name: str) -> str:
         from moto.sagemaker.models import ValidationError
 
-        autoscaled = scalable_target(self._clients["application-autoscaling"], endpoint_name) is not None
+        autoscaled = scalable_target(self._client("application-autoscaling"), endpoint_name) is not None
         with self._lock:
             endpoint = self._endpoints.get(endpoint_name)
             if endpoint is None:
@@ -256,13 +259,15 @@ class AsyncEndpointEmulator:
                 log.exception("local async endpoint tick failed")
 
     def tick(self) -> None:
-        autoscaling = self._clients["application-autoscaling"]
+        if not self._endpoints:  # no endpoint, no rule to run (and no client made for nothing)
+            return
+        autoscaling = self._client("application-autoscaling")
         run_due_scheduled_actions(autoscaling, self._scheduled_actions_run)  # outside the lock: it calls moto
         # Rules are read and applied under one lock hold: a capacity change from a moto request thread
         # (which takes this lock) lands wholly before or after, never on stale rules. Safe from
         # deadlock: the moto server is threaded and describe calls never take the lock.
         with self._lock:
-            book = RuleBook(autoscaling, self._clients["cloudwatch"]).read()
+            book = RuleBook(autoscaling, self._client("cloudwatch")).read()
             now = time.monotonic()
             for name, endpoint in list(self._endpoints.items()):
                 if endpoint.moto_endpoint is not endpoint.backend.endpoints.get(name):
@@ -346,6 +351,7 @@ class AsyncEndpointEmulator:
             instance = min(free, key=lambda i: i.busy)
             endpoint.queue.popleft()
             instance.busy += 1
+            self.served_by[endpoint.name, instance.instance_id] += 1
             endpoint.in_flight += 1
             self._pool.submit(self._serve, endpoint, instance, request)
 
@@ -477,12 +483,12 @@ class AsyncEndpointEmulator:
             "inferenceId": request.inference_id,
             "failureReason": None if success else message,
         }
-        self._clients["sns"].publish(TopicArn=topic, Message=json.dumps(event))
+        self._client("sns").publish(TopicArn=topic, Message=json.dumps(event))
 
     def _get(self, location: str) -> bytes:
         bucket, key = split_s3(location)
-        return self._clients["s3"].get_object(Bucket=bucket, Key=key)["Body"].read()
+        return self._client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
 
     def _put(self, location: str, body: bytes) -> None:
         bucket, key = split_s3(location)
-        self._clients["s3"].put_object(Bucket=bucket, Key=key, Body=body)
+        self._client("s3").put_object(Bucket=bucket, Key=key, Body=body)

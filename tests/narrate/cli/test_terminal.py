@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from narrate.prefect_api import BackgroundServer
 from tests.conftest import EXAMPLES
 from tests.narrate.cli.terminal import run_in_terminal, screen_lines
 
@@ -29,19 +30,27 @@ def final_rows(lines: list[str], state: str) -> dict[str, int]:
 
 @pytest.mark.usefixtures("narrate_dirs")
 def test_the_demo_twice_in_a_terminal_shows_each_row_once_and_no_traceback(project: Path) -> None:
+    """...and the second run starts no Prefect server: it reuses the first one's, in the background."""
+    env = {"PREFECT_HOME": str(project / ".prefect"), "PREFECT_API_URL": ""}
     runs = {}
-    for run, state in (("first", "synthesised"), ("second", "cached")):
-        code, output = run_in_terminal(["render", "examples/demo.yaml"], project)
-        lines = screen_lines(output)
-        shown = "\n".join(lines)
-        assert code == 0, shown
-        assert final_rows(lines, state) == dict.fromkeys(SEGMENTS, 1), shown  # one display, drawn once
-        assert not any(
-            s.startswith(f"{segment} ") for s in lines for segment in SEGMENTS if state not in s
-        ), shown
-        assert "Traceback" not in shown and "| INFO" not in shown and "| ERROR" not in shown, shown
-        assert "done: 8 segments" in shown
-        runs[run] = shown
+    try:
+        for run, state in (("first", "synthesised"), ("second", "cached")):
+            code, output = run_in_terminal(["render", "examples/demo.yaml"], project, env)
+            lines = screen_lines(output)
+            shown = "\n".join(lines)
+            assert code == 0, shown
+            assert final_rows(lines, state) == dict.fromkeys(SEGMENTS, 1), shown  # one display, drawn once
+            assert not any(
+                s.startswith(f"{segment} ") for s in lines for segment in SEGMENTS if state not in s
+            ), shown
+            assert "Traceback" not in shown and "| INFO" not in shown and "| ERROR" not in shown, shown
+            assert "done: 8 segments" in shown
+            runs[run] = (shown, BackgroundServer.recorded(project / ".prefect"))
+    finally:
+        run_in_terminal(["server", "stop"], project, env)
     log = project / "renders" / "demo" / "render.log"
-    assert "synthesised and cached" in log.read_text() and "no bucket" in log.read_text()  # 2nd run
-    assert "0 cached, 8 synthesised" in runs["first"] and "8 cached, 0 synthesised" in runs["second"]
+    assert "synthesised and cached" in log.read_text() and "endpoint not used" in log.read_text()  # 2nd
+    (first, first_server), (second, second_server) = runs["first"], runs["second"]
+    assert "0 cached, 8 synthesised" in first and "8 cached, 0 synthesised" in second
+    assert "started the local Prefect server" in first and "Prefect server" not in second
+    assert first_server is not None and second_server == first_server  # the same server, reused
