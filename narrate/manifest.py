@@ -233,7 +233,6 @@ class RenderManifest(BaseModel):
         """What the render's hold of the endpoint cost, once it was let go."""
         self.released_at = time.time()
         self.gpu_seconds, self.cost_usd, self.price = usage.gpu_seconds, usage.cost_usd, usage.price
-        self.instances = usage.instances or None
         self.endpoint_released = usage.released
         self.save()
 

@@ -234,7 +234,8 @@ class Segment(_Strict):
         return value
 
 
-VoiceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+VOICE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"  # the names of a script's voices
+VoiceName = Annotated[str, StringConstraints(pattern=VOICE_NAME_PATTERN)]
 
 
 class VideoSource(_Strict):

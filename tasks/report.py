@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import re
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from narrate.log import run_logger
 from narrate.manifest import RenderManifest, RenderState, SegmentRecord, SegmentStatus
 from narrate.outputs import TIMELINE_PNG, RenderFolder
-from narrate.review.page import write_review
+from narrate.review.page import data_uri, write_review
 from narrate.track.timeline import Timeline
 from narrate.voices.report import clip_report_of_render, report_markdown
 
@@ -134,8 +133,8 @@ def timeline_markdown(page: Path) -> str:
     picture = page.with_name(TIMELINE_PNG)
     lines = ["# Timeline", ""]
     if picture.is_file():
-        encoded = base64.b64encode(picture.read_bytes()).decode("ascii")
-        lines += [f"![timeline: waveform, scene boundaries, loudness](data:image/png;base64,{encoded})", ""]
+        inline = data_uri("image/png", picture.read_bytes())
+        lines += [f"![timeline: waveform, scene boundaries, loudness]({inline})", ""]
     lines += [f"Review page (open it in a browser on this machine): `{page.resolve()}`"]
     return "\n".join(lines) + "\n"
 

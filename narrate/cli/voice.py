@@ -15,6 +15,7 @@ from rich.table import Table
 
 from narrate.cli.progress import console
 from narrate.errors import ConfigError
+from narrate.script import VOICE_NAME_PATTERN
 from narrate.voices.add import (
     Consent,
     PreparedClip,
@@ -32,7 +33,7 @@ from narrate.voices.report import ClipCheck, Verdict
 from narrate.voices.transcript import RECOGNISED_LANGUAGES
 from narrate.voices.window import ClipBounds
 
-VOICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")  # as the script's voices: are named
+VOICE_NAME = re.compile(VOICE_NAME_PATTERN)
 _VERDICT_STYLE = {Verdict.PASS: "green", Verdict.WARN: "yellow", Verdict.FAIL: "bold red"}
 
 

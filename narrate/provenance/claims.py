@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from narrate import __version__
 from narrate.consent import load_consent
-from narrate.files import file_sha256
 from narrate.script import QwenCloneVoice, Voice
 from narrate.track.timeline import Timeline
 
@@ -90,8 +89,7 @@ def narration_claims(timeline: Timeline, voice: Voice, script_sha256: str) -> Na
 
 
 def clone_consent(voice: Voice) -> CloneConsent | None:
-    """A clone's consent record, with the SHA-256 of the clip really used (the script's check made
-    sure it is the consented one)."""
+    """A clone's consent record (the script's check made sure its clip is the consented one)."""
     if not isinstance(voice, QwenCloneVoice):
         return None
     record = load_consent(voice.consent)
@@ -101,7 +99,7 @@ def clone_consent(voice: Voice) -> CloneConsent | None:
         scope=record.scope,
         granted_on=record.granted_on,
         expires_on=record.expires_on,
-        reference_sha256=file_sha256(Path(voice.reference_clip)),
+        reference_sha256=record.reference_sha256,
     )
 
 

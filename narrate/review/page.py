@@ -29,7 +29,7 @@ def review_html(folder: RenderFolder) -> str:
     """The page of the render in ``folder`` (its timeline and manifest must exist)."""
     timeline, manifest = folder.timeline(), folder.manifest()
     vtt = folder.path / VTT
-    captions = _data_uri("text/vtt", vtt.read_bytes()) if vtt.is_file() else None
+    captions = data_uri("text/vtt", vtt.read_bytes()) if vtt.is_file() else None
     audio = WAV if (folder.path / WAV).is_file() else MP3
     records = {record.id: record for record in manifest.segments}
     rows = "\n".join(
@@ -182,7 +182,7 @@ def _reference_section(report: ClipReport | None) -> str:
     )
 
 
-def _data_uri(media_type: str, data: bytes) -> str:
+def data_uri(media_type: str, data: bytes) -> str:
     return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"
 
 

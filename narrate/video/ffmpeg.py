@@ -119,7 +119,12 @@ def probe_video(ff: Ffmpeg, path: Path) -> VideoInfo:
 
 def stream_codecs(ff: Ffmpeg, path: Path) -> list[tuple[str, str]]:
     """(kind, codec) of each stream, in order: ``[("video", "h264"), ("audio", "aac"), ...]``."""
-    return [(kind.lower(), codec) for _, kind, codec in _STREAM.findall(describe(ff, path))]
+    return codecs_described(describe(ff, path))
+
+
+def codecs_described(description: str) -> list[tuple[str, str]]:
+    """:func:`stream_codecs` of a file from its :func:`describe` text."""
+    return [(kind.lower(), codec) for _, kind, codec in _STREAM.findall(description)]
 
 
 def packets(ff: Ffmpeg, path: Path, stream: str = "v:0") -> PacketList:

@@ -18,7 +18,7 @@ import numpy as np
 
 from narrate.errors import ClipRejected, VideoError
 from narrate.track.audio import resample
-from narrate.video.ffmpeg import Ffmpeg, describe, stream_codecs
+from narrate.video.ffmpeg import Ffmpeg, codecs_described, describe
 
 REFERENCE_RATE = 24000  # Qwen3-TTS works at 24 kHz: the clip is written at that rate, in mono
 ACCEPTED = "m4a/AAC, mp3, ogg/opus, wav, flac, or the audio of an mp4/mov/webm video"
@@ -49,13 +49,13 @@ def decode_recording(path: Path, ff: Ffmpeg | None = None) -> Recording:
     if not path.is_file():
         raise ClipRejected(str(path), ["file not found; check the path"])
     try:
-        container = _container(describe(ff, path))
-        codecs = stream_codecs(ff, path)
+        description = describe(ff, path)
     except VideoError:
         kind = path.suffix.lower() or "without an extension"
         raise ClipRejected(
             str(path), [f"not a recording ffmpeg can decode (a {kind} file); give {ACCEPTED}"]
         ) from None
+    container, codecs = _container(description), codecs_described(description)
     audio = [codec for kind, codec in codecs if kind == "audio"]
     if not audio:
         held = ", ".join(f"{kind} {codec}" for kind, codec in codecs) or "no streams"

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from narrate.engines import Engine
 from narrate.errors import NarrateError
-from narrate.files import write_text_atomic
 from narrate.manifest import RenderManifest
 from narrate.script import QwenCloneVoice, Voice, load_script
 
@@ -94,10 +93,6 @@ class ClipReport(_Record):
 def clip_report_path(clip: Path) -> Path:
     """``voices/me.wav`` -> ``voices/me.clip.json``."""
     return clip.with_name(clip.stem + REPORT_SUFFIX)
-
-
-def write_clip_report(report: ClipReport, clip: Path) -> Path:
-    return write_text_atomic(clip_report_path(clip), report.model_dump_json(indent=2) + "\n")
 
 
 def load_clip_report(clip: Path) -> ClipReport | None:
