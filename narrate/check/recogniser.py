@@ -25,6 +25,12 @@ class Recogniser(Protocol):
         ...
 
 
+def recogniser_pcm(audio: np.ndarray, sample_rate: int) -> bytes:
+    """Float samples as PocketSphinx reads them: 16-bit little-endian PCM at its rate."""
+    samples = resample(np.asarray(audio, dtype=np.float32), sample_rate, RECOGNISER_RATE)
+    return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
 class PocketSphinx:
     """PocketSphinx 5 with its bundled en-us acoustic model, dictionary and language model."""
 
@@ -37,10 +43,8 @@ class PocketSphinx:
         self._decoder = Decoder(samprate=RECOGNISER_RATE, loglevel="FATAL", **(QUICK if quick else {}))
 
     def transcribe(self, audio: np.ndarray, sample_rate: int) -> str:
-        samples = resample(np.asarray(audio, dtype=np.float32), sample_rate, RECOGNISER_RATE)
-        pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
         self._decoder.start_utt()
-        self._decoder.process_raw(pcm, full_utt=True)
+        self._decoder.process_raw(recogniser_pcm(audio, sample_rate), full_utt=True)
         self._decoder.end_utt()
         hypothesis = self._decoder.hyp()
         return hypothesis.hypstr if hypothesis is not None else ""

@@ -78,6 +78,8 @@ class ManifestProgress:
         self.started_after = {
             name: p.stat().st_mtime if p.exists() else 0.0 for name, p in self.paths.items()
         }
+        # name -> (its file's mtime, inode and size, its manifest): each save is a new file (a rename)
+        self.loaded: dict[str, tuple[tuple[int, int, int], RenderManifest]] = {}
 
     def __enter__(self) -> ManifestProgress:
         if self.per_segment:
@@ -95,6 +97,7 @@ class ManifestProgress:
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join()
+        self.loaded.clear()  # the last view from the files as they are now
         self._update()
         if self.live:
             self.progress.stop()
@@ -109,9 +112,10 @@ class ManifestProgress:
 
     def _update_one(self, name: str, path: Path) -> None:
         try:
-            if path.stat().st_mtime <= self.started_after[name]:
+            written = path.stat()
+            if written.st_mtime <= self.started_after[name]:
                 return
-            manifest = RenderManifest.load(path)
+            manifest = self._manifest(name, path, (written.st_mtime_ns, written.st_ino, written.st_size))
         except (OSError, ValueError):
             return  # not written yet (or from an earlier render): keep the last view
         self.progress.stage_line = "stage: " + stage_text(manifest, self.price)
@@ -129,6 +133,14 @@ class ManifestProgress:
             stage = " (re-timing the video)" if running and manifest.outputs else ""
             self.progress.update(self.rows[name], completed=finished)
             self._show(name, f"{finished}/{len(self.ids)} {manifest.state.value}{stage}")
+
+    def _manifest(self, name: str, path: Path, version: tuple[int, int, int]) -> RenderManifest:
+        """The manifest at ``path``, parsed again only when it was written since (the stage's time
+        still moves on every tick)."""
+        cached = self.loaded.get(name)
+        if cached is None or cached[0] != version:
+            cached = self.loaded[name] = (version, RenderManifest.load(path))
+        return cached[1]
 
     def _show(self, row: str, status: str) -> None:
         self.progress.update(self.rows[row], status=status)

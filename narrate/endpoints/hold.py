@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -92,6 +93,15 @@ class EndpointHold:
             if self._renewer is None:
                 self._renewer = threading.Thread(target=self._renew, name="endpoint-hold", daemon=True)
                 self._renewer.start()
+
+    def instances_of(self, holder: str) -> int:
+        """The instances ``holder`` asked for (1 for a holder of no instances in particular)."""
+        with self._lock:
+            return self._holders.get(holder, 1)
+
+    def most_wanted(self, asked: Iterable[int]) -> int:
+        """The MinCapacity that gives every render what it asked for, within MaxCapacity."""
+        return min(max(asked), self.spec.max_instances)
 
     def let_go(self, holder: str) -> dict[str, int]:
         """Stop holding for ``holder``; the leases of the renders that still need the endpoint, with the

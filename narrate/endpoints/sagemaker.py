@@ -70,7 +70,6 @@ class SageMakerEndpoint:
         self.requests = QueuedRequests(self.s3, self.spec, lifetime)
         self.price = hourly_price(settings.instance_type, settings.region, settings.hourly_price_usd)
         self._woken_at: dict[str, float] = {}
-        self._instances: dict[str, int] = {}  # holder -> instances its wake asked for
         self._launched_at: float | None = None  # set when ensure itself brought up an instance
         self._stopped: set[str] = set()  # requests whose fetch gives up (the render stopped waiting)
         self._lock = threading.Lock()
@@ -165,9 +164,8 @@ class SageMakerEndpoint:
         with self._lock:
             launched, self._launched_at = self._launched_at, None
             self._woken_at.setdefault(holder, launched or time.monotonic())
-            self._instances[holder] = instances
         self.hold.hold(holder, instances)
-        wanted = min(max([instances, *self.hold.active_leases().values()]), self.spec.max_instances)
+        wanted = self.hold.most_wanted([instances, *self.hold.active_leases().values()])
         set_min_capacity(self.autoscaling, self.spec, wanted)
         started = time.monotonic()
         description = wait_for_endpoint(
@@ -277,10 +275,10 @@ class SageMakerEndpoint:
         logger = run_logger()
         with self._lock:
             woken_at = self._woken_at.pop(holder, None)
-            instances = self._instances.pop(holder, 1)
+        instances = self.hold.instances_of(holder)
         others = self.hold.let_go(holder)
         if others:
-            still_wanted = min(max(others.values()), self.spec.max_instances)
+            still_wanted = self.hold.most_wanted(others.values())
             if still_wanted < instances:
                 set_min_capacity(self.autoscaling, self.spec, still_wanted)
             logger.info("endpoint %s stays up: %d other render(s) still need it (%d instance(s))",

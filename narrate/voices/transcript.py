@@ -12,10 +12,9 @@ import re
 
 import numpy as np
 
-from narrate.check.recogniser import RECOGNISER_RATE, PocketSphinx
+from narrate.check.recogniser import RECOGNISER_RATE, PocketSphinx, recogniser_pcm
 from narrate.check.words import plain_words
 from narrate.errors import ClipRejected
-from narrate.track.audio import resample
 
 RECOGNISER = "pocketsphinx-5.1.1 en-us"
 RECOGNISED_LANGUAGES = PocketSphinx.languages  # where a draft can be heard and a transcript aligned
@@ -60,9 +59,8 @@ def _word_times(words: str, audio: np.ndarray, rate: int) -> list[int]:
     except RuntimeError:
         unknown = "a word the recogniser's dictionary lacks (a name, a made-up word)"
         raise ClipRejected("--transcript", [_cannot_align(unknown)]) from None
-    pcm = (np.clip(resample(audio, rate, RECOGNISER_RATE), -1.0, 1.0) * 32767).astype("<i2").tobytes()
     decoder.start_utt()
-    decoder.process_raw(pcm, full_utt=True)
+    decoder.process_raw(recogniser_pcm(audio, rate), full_utt=True)
     decoder.end_utt()
     said = [s for s in decoder.seg() if not s.word.startswith(("<", "[")) and s.word != "(NULL)"]
     wanted = words.split()
