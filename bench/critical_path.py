@@ -46,8 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.common import register_instant_engine
-from bench.emulated_endpoint import InstanceWatcher, use_cache, wait_for_zero, write_script
+from bench.common import register_instant_engine, use_dirs, write_script
+from bench.emulated_endpoint import InstanceWatcher, wait_for_zero
 from bench.fan_out import (
     FAN_OUT_COLD_START_SECONDS,
     FAN_OUT_INVOCATION_SECONDS,
@@ -131,7 +131,7 @@ def narrate_ways(script: Path, work: Path, tag: str, emulator: AsyncEndpointEmul
     from narrate.settings import get_settings
 
     name = get_settings().endpoint_name
-    use_cache(work / f"cache-warm-{tag}")
+    use_dirs(work, f"cache-warm-{tag}")
     endpoint = get_endpoint("sagemaker", get_settings())
     endpoint.ensure("bench-warm")
     endpoint.wake(600, "bench-warm")  # the baseline: an instance already up
@@ -143,7 +143,7 @@ def narrate_ways(script: Path, work: Path, tag: str, emulator: AsyncEndpointEmul
     warm = _way(started, manifest.last_output_at, watcher, emulator.instance_seconds(name) - gpu_before)
     wait_for_zero(name)
 
-    use_cache(work / f"cache-cold-{tag}")
+    use_dirs(work, f"cache-cold-{tag}")
     gpu_before = emulator.instance_seconds(name)
     with InstanceWatcher(name) as watcher:
         started = time.time()
@@ -311,8 +311,7 @@ def main(
                 script = write_script(work / "compare.yaml", segments)
                 comparisons = [compare_ways(script, work, f"c{run}", emulator, scale) for run in range(runs)]
             if 3 in parts:
-                fanned = fan_out_runs(work, emulator, fan_out, runs)
-                throughput = fan_out.throughput(work / "fan-out.yaml")
+                fanned, throughput = fan_out_runs(work, emulator, fan_out, runs)
     met = True
     if targets:
         met = report_targets(targets, cold_start, invocation, target_segments)

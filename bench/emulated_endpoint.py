@@ -1,35 +1,10 @@
-"""The benchmarks' view of the embedded AWS's endpoint: a script of a given size, when its instances come
-up and go away, a fresh clip cache per way, and the wait for zero between ways."""
+"""The benchmarks' view of the embedded AWS's endpoint: when its instances come up and go away, and the
+wait for zero between ways."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from pathlib import Path
-
-import yaml
-
-SENTENCES = [
-    "Open the dashboard and pick a data source.",
-    "The chart updates as soon as you drag a field onto it.",
-    "Filters apply to every widget on the page at once.",
-    "Share a live link with your team in one click.",
-    "Alerts tell you when a number moves more than you expect.",
-]
-
-
-def write_script(path: Path, segments: int) -> Path:
-    data = {
-        "title": "Critical path benchmark",
-        "voice": {"engine": "dev", "language": "en"},
-        "output": {"formats": ["wav"]},
-        "segments": [
-            {"id": f"s{i:03d}", "text": f"Step {i}. {SENTENCES[i % len(SENTENCES)]}"} for i in range(segments)
-        ],
-    }
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    return path
 
 
 class InstanceWatcher:
@@ -68,15 +43,6 @@ class InstanceWatcher:
             if count == 0 and self.up_at is not None and self.down_at is None:
                 self.down_at = now
             time.sleep(0.05)
-
-
-def use_cache(folder: Path) -> None:
-    from narrate.endpoints import reset_endpoints
-    from narrate.settings import get_settings
-
-    os.environ["NARRATE_CACHE_DIR"] = str(folder)
-    get_settings.cache_clear()
-    reset_endpoints()
 
 
 def wait_for_zero(endpoint_name: str) -> None:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from bench.emulated_endpoint import InstanceWatcher, use_cache, wait_for_zero, write_script
+from bench.common import use_dirs, write_script
+from bench.emulated_endpoint import InstanceWatcher, wait_for_zero
 
 if TYPE_CHECKING:
     from narrate.aws.local import AsyncEndpointEmulator
@@ -36,6 +37,8 @@ class FanOutResult:
     synthesis: float  # first instance in service -> last output
     gpu_seconds: float
     release_delay: float
+    staging: float  # the render's upload of its requests, while the instances start
+    request: float  # mean time a request held a slot (the accelerator time + the handler's own work)
 
 
 @dataclass(frozen=True)
@@ -71,11 +74,11 @@ def fan_out_way(
         NARRATE_COLD_START_SECONDS=f"{emulator.options.cold_start_seconds:g}",
         NARRATE_BATCH_SIZE=str(FAN_OUT_BATCH_SIZE),
     )
-    use_cache(work / f"cache-fan-{tag}")
+    use_dirs(work, f"cache-fan-{tag}")
     name = get_settings().endpoint_name
     wait_for_zero(name)
     served = {key: count for key, count in emulator.served_by.items() if key[0] == name}
-    gpu_before = emulator.instance_seconds(name)
+    gpu_before, serving_before = emulator.instance_seconds(name), emulator.serving_seconds[name]
     with InstanceWatcher(name) as watcher:
         render_narration(script=str(script), out_dir=str(work / f"fan-{tag}"))
     manifest = RenderManifest.load(work / f"fan-{tag}" / "manifest.json")
@@ -83,16 +86,18 @@ def fan_out_way(
     if last is None or up is None or down is None:
         raise RuntimeError("no last output, no instance came up, or it was not released")
     gpu = emulator.instance_seconds(name) - gpu_before
-    used = sum(
-        1 for key, count in emulator.served_by.items() if key[0] == name and count > served.get(key, 0)
-    )
-    return FanOutResult(most, manifest.instances or 1, used, last - up, gpu, down - last)
+    taken = {key: count - served.get(key, 0) for key, count in emulator.served_by.items() if key[0] == name}
+    used = sum(1 for count in taken.values() if count > 0)
+    request = (emulator.serving_seconds[name] - serving_before) / max(1, sum(taken.values()))
+    staging = manifest.stage_seconds.get("stage requests", 0.0)
+    return FanOutResult(most, manifest.instances or 1, used, last - up, gpu, down - last, staging, request)
 
 
 def fan_out_runs(
     work: Path, emulator: AsyncEndpointEmulator, scale: FanOutScale, runs: int
-) -> list[FanOutResult]:
-    """Every run renders on 1, 2 and 4 instances at most, one after another, in this process."""
+) -> tuple[list[FanOutResult], float]:
+    """Every run renders on 1, 2 and 4 instances at most, one after another, in this process; with the
+    emulated instance's throughput."""
     from narrate.endpoints import get_endpoint
     from narrate.settings import get_settings
 
@@ -103,11 +108,12 @@ def fan_out_runs(
     endpoint.scale_down("bench-fan-out")
     script = write_script(work / "fan-out.yaml", scale.segments)
     throughput = scale.throughput(script)
-    return [
+    results = [
         fan_out_way(script, work, f"{run}-{most}", emulator, most, throughput)
         for run in range(runs)
         for most in FAN_OUT_INSTANCES
     ]
+    return results, throughput
 
 
 def report_fan_out(results: Sequence[FanOutResult], scale: FanOutScale, throughput: float) -> bool:
@@ -122,21 +128,23 @@ def report_fan_out(results: Sequence[FanOutResult], scale: FanOutScale, throughp
           f"{scale.concurrency} at once an instance (throughput {throughput:.1f} s of speech a second); "
           f"{len(one)} run(s), medians:")  # fmt: skip
     print("| most instances | asked for | used | synthesis s | speed-up | of ideal | GPU-seconds | vs 1 "
-          "| released after last output s |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| released after last output s | a request's slot s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     met = True
     for most, rows in by_most.items():
         synthesis = statistics.median(r.synthesis for r in rows)
         gpu = statistics.median(r.gpu_seconds for r in rows)
         release = statistics.median(r.release_delay for r in rows)
         asked, used = statistics.median(r.asked for r in rows), statistics.median(r.used for r in rows)
+        request = statistics.median(r.request for r in rows)
         speed_up = one_synthesis / synthesis
         print(f"| {most} | {asked:g} | {used:g} | {synthesis:.2f} | {speed_up:.2f}x | {speed_up / most:.2f} "
-              f"| {gpu:.2f} | {gpu / one_gpu:.3f} | {release:.2f} |")  # fmt: skip
+              f"| {gpu:.2f} | {gpu / one_gpu:.3f} | {release:.2f} | {request:.3f} |")  # fmt: skip
         met = met and asked == most and speed_up >= 0.8 * most and gpu <= 1.1 * one_gpu and release <= 5
     for r in results:
         print(f"  at most {r.most}: asked {r.asked}, used {r.used}, synthesis {r.synthesis:.2f} s, "
-              f"GPU-s {r.gpu_seconds:.2f}, release {r.release_delay:.2f} s")  # fmt: skip
+              f"GPU-s {r.gpu_seconds:.2f}, release {r.release_delay:.2f} s, "
+              f"requests staged in {r.staging:.2f} s, a request held its slot {r.request:.3f} s")  # fmt: skip
     print(
         "  targets: speed-up >= 0.8 x ideal, GPU-seconds <= 1.1 x one instance's, release <= 5 s: "
         + ("met" if met else "MISSED")

@@ -395,16 +395,25 @@ ASSEMBLY_VERSION = 1  # raise it when assembly writes other bytes for the same i
 
 def assembly_key(track: TrackPlan) -> str:
     """A hash of everything that changes a byte of the track's audio and captions: the script (words,
-    layout, output settings), each segment's kept take, what was said, the model and the disclosure."""
+    layout, output settings), each segment's kept take, what was said, the model, the disclosure, and
+    the certificate that signs it."""
     material = {
         "version": ASSEMBLY_VERSION,
         "narration": track.narration.model_dump(mode="json"),
         "takes": [(p.id, p.cache_key, p.spoken) for p in track.plan],
         "identity": [track.identity.model_id, track.identity.revision, track.identity.emulated],
         "disclosure": disclosure_text(track.narration.voice, track.identity),
-        "signed": track.signing is not None,
+        "signed_by": signer_identity(track.signing),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def signer_identity(signing: Signing | None) -> list[str | None] | None:
+    """What a signed file's bytes depend on beyond the track: the certificate chain it carries and the
+    timestamp authority (a new certificate signs again; None: unsigned)."""
+    if signing is None:
+        return None
+    return [file_sha256(signing.key.chain), signing.key.timestamp_url]
 
 
 def assembly_record(key: str, staged: dict[str, Path]) -> AssemblyRecord:

@@ -24,7 +24,7 @@ from prefect.states import State
 from prefect.tasks import exponential_backoff
 
 from model_server.voices import NATIVE_SAMPLE_RATES
-from narrate.check.gate import GateBounds
+from narrate.check.gate import GateBounds, expected_seconds
 from narrate.endpoints import EndpointKind, JobSummary, Submission, SynthesisJob, get_endpoint
 from narrate.errors import ModelNotLoaded, OutputInvalid, SynthesisError, is_transient
 from narrate.log import run_logger
@@ -64,22 +64,26 @@ class SegmentOutcome:
 def plan_jobs(
     narration: NarrationScript, identity: ModelIdentity, segments: list[PlannedSegment], batch_size: int
 ) -> list[SynthesisJob]:
-    """Requests of up to ``batch_size`` segments of similar length (a batch runs as long as its longest);
-    a request holds one voice and one seed, so segments with a style or a take of their own (a re-roll's
-    seed) go in requests of their own kind, batched with their like."""
+    """Requests of up to ``batch_size`` segments of similar length (a batch runs as long as its longest),
+    the longest first: the endpoint takes them in order, so its last requests are its shortest and the
+    instances, released together, finish close together. A request holds one voice and one seed, so
+    segments with a style or a take of their own (a re-roll's seed) go in requests of their own kind,
+    batched with their like."""
     groups: dict[tuple[Voice, GenerationSettings], list[PlannedSegment]] = {}
     for planned in segments:
         sound = (planned.voice or narration.voice, planned.generation or narration.generation)
         groups.setdefault(sound, []).append(planned)
-    jobs = []
+    jobs: list[tuple[float, SynthesisJob]] = []
     for (voice, generation), members in groups.items():
         request_voice = voice_request(voice, identity)
-        ordered = sorted(members, key=lambda s: len(s.speech))
+        ordered = sorted(members, key=lambda s: expected_seconds(s.speech), reverse=True)
         for start in range(0, len(ordered), batch_size):
             batch = ordered[start : start + batch_size]
             request = batch_request(request_voice, [(s.id, s.speech) for s in batch], generation)
-            jobs.append(SynthesisJob(uuid.uuid4().hex, request, {s.id: s.cache_key for s in batch}))
-    return jobs
+            job = SynthesisJob(uuid.uuid4().hex, request, {s.id: s.cache_key for s in batch})
+            jobs.append((expected_seconds(batch[0].speech), job))
+    jobs.sort(key=lambda longest_and_job: longest_and_job[0], reverse=True)  # stable: groups stay in order
+    return [job for _, job in jobs]
 
 
 def _retry_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:

@@ -81,3 +81,25 @@ def test_without_a_certificate_nothing_is_signed(tmp_path: Path) -> None:
     result = render_narration(script=str(script), out_dir=str(out), backend=EndpointKind.INPROCESS)
     assert "provenance" not in result["outputs"] and RenderFolder(out).provenance() is None
     assert narrate_main(["verify", str(out / "narration.wav")]) == 8  # no manifest: reported missing
+
+
+def test_a_new_certificate_signs_an_unchanged_track_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signing: Any
+) -> None:
+    from narrate.provenance.devcert import create_development_certificate
+    from narrate.settings import get_settings
+
+    script = write_script(tmp_path, SCRIPT.replace("video: {marks: signed.marks.yaml}\n", ""), "plain.yaml")
+    out = tmp_path / "out"
+    render_narration(script=str(script), out_dir=str(out), backend=EndpointKind.INPROCESS)
+    first = (out / "narration.wav").read_bytes()
+    renewed = create_development_certificate(tmp_path / "renewed")
+    monkeypatch.setenv("NARRATE_PROVENANCE_DIR", str(renewed.folder))
+    get_settings.cache_clear()
+
+    render_narration(script=str(script), out_dir=str(out), backend=EndpointKind.INPROCESS)
+    record = RenderFolder(out).provenance()
+    assert record is not None and sorted(record.files) == ["narration.mp3", "narration.wav"]
+    assert all(v.status == "trusted" for v in record.files.values())  # under the renewed root alone
+    assert (out / "narration.wav").read_bytes() != first
+    assert narrate_main(["verify", str(out)]) == 0

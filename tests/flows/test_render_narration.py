@@ -276,5 +276,5 @@ def test_a_throttled_polly_segment_is_retried_and_succeeds(tmp_path: Path, embed
     assert result["synthesised"] == 2
     manifest = RenderManifest.load(tmp_path / "out" / "manifest.json")
     assert manifest.state == "completed"
-    # the shorter segment went first and took the throttles
-    assert {s.id: s.attempts for s in manifest.segments} == {"hello": 1, "bye": 2}
+    # the longer segment went first (plan_jobs: longest first) and took the throttles
+    assert {s.id: s.attempts for s in manifest.segments} == {"hello": 2, "bye": 1}

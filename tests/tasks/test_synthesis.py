@@ -87,11 +87,32 @@ def test_plan_jobs_sends_the_handlers_own_batch_requests_of_similar_length() -> 
     })  # fmt: skip
     identity = model_identity(narration.voice, ServerConfig(), "local")
     plan = [PlannedSegment(s.id, s.text.strip(), f"{n:064x}") for n, s in enumerate(narration.segments)]
-    jobs = plan_jobs(narration, identity, list(reversed(plan)), batch_size=2)
-    assert [job.segment_ids for job in jobs] == [("s0", "s1"), ("s2", "s3"), ("s4",)]
-    request = BatchRequest.model_validate_json(jobs[0].body())  # what the handler parses
+    jobs = plan_jobs(narration, identity, plan, batch_size=2)
+    assert [job.segment_ids for job in jobs] == [("s4", "s3"), ("s2", "s1"), ("s0",)]  # longest first
+    request = BatchRequest.model_validate_json(jobs[1].body())  # what the handler parses
     assert request.voice == DevVoiceRequest(mode="dev", rate_wpm=200)
-    assert jobs[0].for_a_render and jobs[0].summary().text_of("s1") == "word word"
+    assert jobs[1].for_a_render and jobs[1].summary().text_of("s1") == "word word"
+
+
+def test_plan_jobs_puts_the_longest_requests_of_every_voice_first() -> None:
+    """The endpoint takes requests in order: the shortest go last, so instances finish together."""
+    texts = {
+        "short": "Hi.",
+        "other": "A rather long sentence.",
+        "long": "A much longer sentence than the others.",
+    }
+    narration = NarrationScript.model_validate({
+        "title": "t", "voice": {"engine": "dev"},
+        "segments": [{"id": sid, "text": text} for sid, text in texts.items()],
+    })  # fmt: skip
+    identity = model_identity(narration.voice, ServerConfig(), "local")
+    slower = narration.voice.model_copy(update={"rate_wpm": 120})  # a request of its own kind
+    plan = [
+        PlannedSegment(sid, text, f"{n:064x}", voice=slower if sid == "other" else None)
+        for n, (sid, text) in enumerate(texts.items())
+    ]
+    jobs = plan_jobs(narration, identity, plan, batch_size=1)
+    assert [job.segment_ids for job in jobs] == [("long",), ("other",), ("short",)]
 
 
 def test_a_clip_that_is_not_usable_audio_is_output_invalid_which_is_transient() -> None:

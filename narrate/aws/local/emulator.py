@@ -12,6 +12,9 @@ every tick (a tenth of a second) it:
    expires those past ``RequestTTLSeconds``, and runs the real ``model_server`` handler, writing the
    output or failure object to the endpoint configuration's S3 paths and notifying SNS.
 
+A slot that frees also takes the next queued request at once, as SageMaker's queue does, without
+waiting for the next tick's autoscaling reads.
+
 Autoscaling periods and cooldowns are multiplied by ``time_scale`` so tests can run them in seconds.
 The faults tests inject are :mod:`narrate.aws.local.faults`.
 Instance time is accounted per endpoint as SageMaker bills it, each instance from its launch to its
@@ -79,6 +82,7 @@ class AsyncEndpointEmulator:
         self.synthesised: Counter[str] = Counter()  # segment id -> times the handler was asked for it
         self.launches: Counter[str] = Counter()  # endpoint name -> instances launched (cold starts)
         self.served_by: Counter[tuple[str, str]] = Counter()  # (endpoint, instance id) -> requests taken
+        self.serving_seconds: Counter[str] = Counter()  # endpoint name -> requests' dispatch-to-done time
         self.model_loads: Counter[str] = Counter()  # endpoint name -> model_fn runs
         self._released_seconds: Counter[str] = Counter()  # endpoint name -> launch-to-release seconds
         self._scheduled_actions_run: set[tuple[str, str]] = set()
@@ -270,7 +274,7 @@ class AsyncEndpointEmulator:
             book = RuleBook(autoscaling, self._client("cloudwatch")).read()
             now = time.monotonic()
             for name, endpoint in list(self._endpoints.items()):
-                if endpoint.moto_endpoint is not endpoint.backend.endpoints.get(name):
+                if endpoint.deleted:
                     self._retire_all(endpoint, now)
                     if self._endpoints.get(name) is endpoint:  # not a new endpoint of the same name
                         self._endpoints.pop(name)
@@ -332,11 +336,7 @@ class AsyncEndpointEmulator:
         endpoint.moto_endpoint.endpoint_status = "InService" if stable else "Updating"
 
     def _dispatch(self, endpoint: SimEndpoint, now: float) -> None:
-        limit = int(
-            endpoint.config.get("AsyncInferenceConfig", {})
-            .get("ClientConfig", {})
-            .get("MaxConcurrentInvocationsPerInstance", 1)
-        )
+        limit = endpoint.slots_per_instance
         while endpoint.queue:
             request = endpoint.queue[0]
             if now - request.enqueued_at > request.ttl_seconds:
@@ -439,6 +439,7 @@ class AsyncEndpointEmulator:
             finally:
                 done.set()
 
+        dispatched = time.monotonic()
         threading.Thread(target=run, daemon=True).start()
         try:
             if not done.wait(request.invocation_timeout_seconds):
@@ -455,6 +456,9 @@ class AsyncEndpointEmulator:
             with self._lock:
                 instance.busy -= 1
                 endpoint.in_flight -= 1
+                self.serving_seconds[endpoint.name] += time.monotonic() - dispatched
+                if self._endpoints.get(endpoint.name) is endpoint and not endpoint.deleted:  # as SageMaker:
+                    self._dispatch(endpoint, time.monotonic())  # a freed slot takes the next request now
             self.wake_up()
 
     def _fail(self, endpoint: SimEndpoint, request: SimRequest, code: int, message: str) -> None:

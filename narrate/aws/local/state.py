@@ -56,3 +56,13 @@ class SimEndpoint:
     @property
     def config(self) -> dict[str, Any]:
         return self.backend.describe_endpoint_config(self.moto_endpoint.endpoint_config_name)
+
+    @property
+    def deleted(self) -> bool:
+        """Deleted in moto, or replaced there by a new endpoint of the same name."""
+        return self.moto_endpoint is not self.backend.endpoints.get(self.name)
+
+    @property
+    def slots_per_instance(self) -> int:
+        client = self.config.get("AsyncInferenceConfig", {}).get("ClientConfig", {})
+        return int(client.get("MaxConcurrentInvocationsPerInstance", 1))

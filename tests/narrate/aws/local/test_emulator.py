@@ -187,3 +187,27 @@ def test_instance_seconds_grow_while_an_instance_lives_and_stop_at_its_release(
     released = emulator.instance_seconds(name)
     time.sleep(0.05)
     assert emulator.instance_seconds(name) == released
+
+
+def test_a_freed_slot_takes_the_next_queued_request_without_waiting_for_a_tick(
+    embedded_aws: LocalAws,
+) -> None:
+    """As SageMaker's queue: dispatch is not held up by the autoscaling reads of the next tick."""
+    emulator = embedded_aws.emulator
+    assert emulator is not None
+    ep = endpoint()
+    at_zero(ep)
+    name = ep.spec.endpoint_name
+    ep.wake(30, "r")  # one instance, two requests at a time (the default)
+    emulator.set_invocation_seconds(1.0)
+    try:
+        jobs = [job(f"slot-{i}") for i in range(3)]
+        submissions = [ep.submit(j, ep.stage(j)) for j in jobs]
+        two_running_one_queued = {"in_flight": 2, "queued": 1}
+        assert wait_for(lambda: two_running_one_queued.items() <= emulator.inspect(name).items(), 5)
+        emulator.tick = lambda: None  # type: ignore[method-assign]  # no tick from here on
+        assert wait_for(lambda: exists(ep, submissions[2].output_location), 5)
+    finally:
+        del emulator.tick  # the class's own again
+        emulator.set_invocation_seconds(0.0)
+    ep.scale_down("r")
