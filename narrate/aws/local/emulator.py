@@ -452,6 +452,8 @@ class AsyncEndpointEmulator:
                 if body is not None:  # None: the output object never appears
                     self._put(request.output_location, body)
                     self._notify(endpoint, request, success=True)
+        except Exception:  # no output and no failure object: say so, or the request vanishes unexplained
+            log.exception("%s: request %s ended with nothing written", endpoint.name, request.inference_id)
         finally:
             with self._lock:
                 instance.busy -= 1

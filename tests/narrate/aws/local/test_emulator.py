@@ -211,3 +211,25 @@ def test_a_freed_slot_takes_the_next_queued_request_without_waiting_for_a_tick(
         del emulator.tick  # the class's own again
         emulator.set_invocation_seconds(0.0)
     ep.scale_down("r")
+
+
+def test_a_request_that_could_write_nothing_is_logged(
+    embedded_aws: LocalAws, caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator = embedded_aws.emulator
+    assert emulator is not None
+    ep = endpoint()
+    ep.ensure()
+    ep.wake(30, "r")
+
+    def unwritable(location: str, body: bytes) -> None:
+        raise ConnectionError(f"S3 unreachable for {location}")
+
+    emulator._put = unwritable  # type: ignore[method-assign]
+    try:
+        lost = job("lost")
+        ep.submit(lost, ep.stage(lost))
+        assert wait_for(lambda: "request lost ended with nothing written" in caplog.text, 10)
+    finally:
+        del emulator._put
+    ep.scale_down("r")
